@@ -1,0 +1,41 @@
+# The two set-up commands for a fresh machine:
+#   make demo   create .venv (locked versions) if missing, then `dvc repro` the embedded default
+#   make test   create .venv if missing, then run the test suite
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.agentune-installed
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: demo test install lint lock clean-venv
+
+install: $(STAMP)
+
+# Reinstall only when the lock or the project metadata changes.
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=24"
+	$(BIN)/python -m pip install -q --no-deps -r requirements.lock  # complete and tested: no resolver (xtuner pins an older bitsandbytes)
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m agentune.envcheck
+	@touch $@
+
+demo: $(STAMP)
+	@test -d .git || { echo "make demo: run it inside the git clone (DVC needs the repo)"; exit 2; }
+	dvc repro
+	@cat reports/eval.md 2>/dev/null | sed -n '1,40p' || true
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src flows tests benchmarks
+	$(BIN)/ruff format --check src flows tests benchmarks
+
+# Re-create requirements.lock from what is installed (after a tested upgrade).
+lock:
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^agentune' > requirements.lock
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,7 @@
+"""agentune: fine-tune an open LLM into a tool-calling agent, as a reproducible DVC pipeline."""
+
+__version__ = "0.1.0"
+
+#: The pipeline's stages, in the order `dvc.yaml` defines them. Each name is also the module
+#: `agentune.<name>`, the `params.yaml` section and the `agentune <name>` subcommand.
+STAGES = ("base_model", "raw_data", "convert", "train", "export", "evaluate")

@@ -1,0 +1,122 @@
+"""`agentune`: one subcommand per pipeline stage, the same commands `dvc.yaml` runs.
+
+Each stage reads its own section of `params.yaml` (validated as a whole, every problem reported at
+once). `-S section.key=value` overrides a value for one run, like `dvc exp run -S`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from types import ModuleType
+
+from agentune import STAGES, __version__
+from agentune.config import DEFAULT_PARAMS, ConfigError, apply_overrides, read_params, validate_section
+from agentune.errors import StageError
+
+log = logging.getLogger("agentune")
+
+
+def stage_module(name: str) -> ModuleType:
+    """Import `agentune.<stage>`; stage modules keep heavy imports inside functions."""
+    return importlib.import_module(f"agentune.{name}")
+
+
+def _summary(module: ModuleType) -> tuple[str, str]:
+    doc = (module.__doc__ or "").strip()
+    first, _, rest = doc.partition("\n")
+    return first.strip(), rest.strip()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentune",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"agentune {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    for name in STAGES:
+        module = stage_module(name)
+        summary, details = _summary(module)
+        p = sub.add_parser(
+            name,
+            help=summary,
+            description=f"{summary}\n\n{details}".strip(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _add_params_args(p)
+        if hasattr(module, "add_arguments"):
+            module.add_arguments(p)
+
+    p = sub.add_parser("validate", help="validate every section of params.yaml and report all problems")
+    _add_params_args(p)
+    return parser
+
+
+def _add_params_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--params", default=str(DEFAULT_PARAMS), help="params file (default: %(default)s)")
+    p.add_argument(
+        "-S",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a param for this run (value parsed as YAML); repeatable",
+    )
+
+
+def load_stage_config(name: str, params_path: str, overrides: list[str]):
+    """Validate the `name` section of the params file (with overrides) against the stage's Config."""
+    params = apply_overrides(read_params(params_path), overrides)
+    if name not in params:
+        raise ConfigError(f"{params_path}: section '{name}' is missing")
+    return validate_section(stage_module(name).Config, name, params[name])
+
+
+def validate_all(params_path: str, overrides: list[str]) -> None:
+    """Validate every stage's section; raise one ConfigError that lists the problems of all of them."""
+    problems = []
+    for name in STAGES:
+        try:
+            load_stage_config(name, params_path, overrides)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        if args.command == "validate":
+            validate_all(args.params, args.overrides)
+            print(f"{args.params}: all sections valid")
+            return 0
+        cfg = load_stage_config(args.command, args.params, args.overrides)
+        module = stage_module(args.command)
+        if hasattr(module, "add_arguments"):
+            module.run(cfg, args)
+        else:
+            module.run(cfg)
+        return 0
+    except ConfigError as exc:
+        print(f"agentune {args.command}: config error\n{exc}", file=sys.stderr)
+        return 2
+    except StageError as exc:
+        print(f"agentune {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
