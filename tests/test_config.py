@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from agentune.base_model import Config
 from agentune.cli import main
 from agentune.config import ConfigError, apply_overrides, load_section
-from agentune.base_model import Config
 
 
 def test_every_problem_is_reported_at_once(tmp_path):

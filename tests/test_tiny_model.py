@@ -15,7 +15,9 @@ def test_tiny_model_loads_and_renders_template(request, fixture, eos):
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path)
     assert tok.eos_token == eos
-    text = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert "hi" in text and text.count(eos) == 1
     ids = tok("Thought: añadir 2+2", return_tensors="pt").input_ids
     assert tok.decode(ids[0]) == "Thought: añadir 2+2"  # byte-level: lossless round trip

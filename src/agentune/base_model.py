@@ -45,15 +45,32 @@ def read_provenance(model_dir: str | Path) -> dict:
 
     path = Path(model_dir) / PROVENANCE
     if not path.is_file():
-        raise StageError(f"{path}: missing; build the base model first (`agentune base_model` / dvc repro base_model)")
+        raise StageError(
+            f"{path}: missing; build the base model first (`agentune base_model` / dvc repro base_model)"
+        )
     return read_json(path)
+
+
+def model_path(model_dir: str | Path) -> Path:
+    """Where the base model's weights and tokenizer really are.
+
+    Usually `model_dir` itself; for `source: local` without copying, the directory recorded in the
+    provenance (`path`). Every later stage loads the base model through this function.
+    """
+    info = read_provenance(model_dir)
+    return Path(info["path"]) if info.get("path") else Path(model_dir)
 
 
 def build_tiny_source(cfg: Config, out: Path) -> dict:
     from agentune.tiny_model import build_tiny
 
-    build_tiny(out, template=cfg.tiny.template, seed=cfg.tiny.seed, hidden_size=cfg.tiny.hidden_size,
-               num_layers=cfg.tiny.num_layers)
+    build_tiny(
+        out,
+        template=cfg.tiny.template,
+        seed=cfg.tiny.seed,
+        hidden_size=cfg.tiny.hidden_size,
+        num_layers=cfg.tiny.num_layers,
+    )
     return {"template": cfg.tiny.template, "version": __version__, "inputs": {}}
 
 
@@ -64,7 +81,10 @@ def run(cfg: Config) -> None:
         raise NotImplementedError(cfg.source)
     with atomic_dir(cfg.out) as tmp:
         info = builders[cfg.source](cfg, tmp)
-        info.update(source=cfg.source, config=cfg.model_dump(mode="json"),
-                    weights_sha256=sha256_tree(tmp, "*.safetensors"))
+        info.update(
+            source=cfg.source,
+            config=cfg.model_dump(mode="json"),
+            weights_sha256=sha256_tree(tmp, "*.safetensors"),
+        )
         write_json(tmp / PROVENANCE, info)
     log.info("base model (%s) written to %s", cfg.source, cfg.out)
