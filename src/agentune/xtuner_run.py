@@ -1,0 +1,47 @@
+"""Run one of xtuner's tools (train, pth_to_hf, merge) with the CPU compatibility agentune needs.
+
+    python -m agentune.xtuner_run xtuner.tools.train CONFIG [xtuner args...]
+    torchrun ... -m agentune.xtuner_run xtuner.tools.train CONFIG --launcher pytorch
+
+xtuner 0.2.0 assumes a GPU in a few places. Rather than editing site-packages, this wrapper patches
+them in the child process before xtuner runs, and only where no CUDA device exists:
+1. `torch.cpu.is_bf16_supported` does not exist in recent torch; xtuner's model build calls it.
+2. mmengine's `init_dist` calls `torch.cuda.set_device(local_rank)`, which fails without CUDA: made a
+   no-op so several CPU processes can train over gloo.
+(The other two CPU traps, no 4-bit quantization and no AmpOptimWrapper, are handled in the rendered
+config, not here.) Unlike the `xtuner` command, which exits 0 when the job fails, this exits with the
+tool's real status.
+"""
+
+from __future__ import annotations
+
+import runpy
+import sys
+
+
+def apply_cpu_compat() -> None:
+    """Patch the GPU assumptions above when this process has no CUDA device."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    if not hasattr(torch.cpu, "is_bf16_supported"):
+        torch.cpu.is_bf16_supported = lambda *args, **kwargs: False
+    torch.cuda.set_device = lambda *args, **kwargs: None
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        raise SystemExit(0 if argv else 2)
+    module, rest = argv[0], argv[1:]
+    if not module.startswith("xtuner."):
+        raise SystemExit(f"agentune.xtuner_run: expected an xtuner tool module, got {module!r}")
+    apply_cpu_compat()
+    sys.argv = [module, *rest]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()
