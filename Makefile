@@ -2,6 +2,9 @@
 #   make demo   create .venv (locked versions) if missing, then `dvc repro` the embedded default
 #   make test   create .venv if missing, then run the test suite
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# pip on this kind of machine warns once per package about absent local index folders: filter that noise.
+QUIET_PIP := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -15,9 +18,9 @@ install: $(STAMP)
 # Reinstall only when the lock or the project metadata changes.
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade "pip>=24"
-	$(BIN)/python -m pip install -q --no-deps -r requirements.lock  # complete and tested: no resolver (xtuner pins an older bitsandbytes)
-	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install -q --upgrade "pip>=24" $(QUIET_PIP)
+	$(BIN)/python -m pip install -q --no-deps -r requirements.lock $(QUIET_PIP)  # complete and tested: no resolver (xtuner pins an older bitsandbytes)
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e . $(QUIET_PIP)
 	$(BIN)/python -m agentune.envcheck
 	@touch $@
 
@@ -35,7 +38,7 @@ lint: $(STAMP)
 
 # Re-create requirements.lock from what is installed (after a tested upgrade).
 lock:
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^agentune' > requirements.lock
+	$(BIN)/python -m pip freeze --all --exclude-editable | grep -vE '^(agentune|pip)==' > requirements.lock
 
 clean-venv:
 	rm -rf $(VENV)

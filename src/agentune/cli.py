@@ -55,7 +55,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="validate every section of params.yaml and report all problems")
     _add_params_args(p)
+
+    p = sub.add_parser(
+        "profile",
+        help="apply a profile: merge params/NAME.yaml into params.yaml (git checkout params.yaml undoes it)",
+    )
+    p.add_argument("name", nargs="?", help="profile name, e.g. llama3-8b-agentflan or tiny")
+    p.add_argument("--list", action="store_true", help="list the profiles in params/")
+    p.add_argument("--params", default=str(DEFAULT_PARAMS), help="params file (default: %(default)s)")
     return parser
+
+
+def run_profile(args: argparse.Namespace) -> int:
+    """`agentune profile NAME` / `agentune profile --list`."""
+    import json
+
+    from agentune import profiles
+
+    if args.list or not args.name:
+        for name, summary in profiles.list_profiles().items():
+            print(f"{name:24s} {summary}")
+        return 0
+    changes = profiles.apply_profile(args.name, args.params)
+    show = lambda v: json.dumps(v, default=str)  # noqa: E731  (ruamel maps print as plain JSON)
+    for key, old, new in changes:
+        print(f"  {key}: {show(old)} -> {show(new)}")
+    print(f"{args.params}: profile {args.name!r} applied ({len(changes)} change(s)); all sections valid.")
+    print(f"Go back to the default with `git checkout {args.params}`.")
+    return 0
 
 
 def _add_params_args(p: argparse.ArgumentParser) -> None:
@@ -99,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     try:
+        if args.command == "profile":
+            return run_profile(args)
         if args.command == "validate":
             validate_all(args.params, args.overrides)
             print(f"{args.params}: all sections valid")

@@ -1,13 +1,395 @@
-"""Stage convert: (being built)."""
+"""Stage convert: validate Agent-FLAN JSONL and write the dataset xtuner trains on (data/converted/).
+
+Reads every `*.jsonl` in `raw_dir` in sorted order, line by line (never the whole corpus in memory),
+validates each record (JSON, schema, roles, non-empty content, boolean `loss`, turn order, unique id),
+and writes:
+- `out`: a `datasets` save_to_disk folder, columns `id` and `messages` (list of {role, content, loss}),
+  with an explicit boolean `loss` on every message (assistant true unless the raw record says false;
+  system/user false): what xtuner's `load_from_disk` + `openai_map_fn` read. Beside it
+  `agentune_convert.json` (resolved config, counts, dataset fingerprint) and, with `on_error: skip`,
+  `rejects.jsonl` (file, line, id, reason, excerpt of every rejected record).
+- `heldout_out`: records whose sha256(id) falls in the held-out slice, in the raw schema; never trained on.
+- `metrics_out`: counts per file, role, kept/rejected, and token-length percentiles measured with the
+  base model's tokenizer and chat template.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import heapq
+import json
+import logging
+import math
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+from pydantic import Field
+
 from agentune.config import StrictModel
+from agentune.errors import StageError
+from agentune.io import atomic_dir, atomic_file, write_json
+
+log = logging.getLogger(__name__)
+
+PROVENANCE = "agentune_convert.json"
+REJECTS = "rejects.jsonl"
+ROLES = ("system", "user", "assistant")
+EXCERPT_CHARS = 200
 
 
 class Config(StrictModel):
-    model_config = {"extra": "allow"}
+    raw_dir: Path = Path("data/raw/agent-flan")
+    base_model: Path = Path("models/base")
+    out: Path = Path("data/converted")
+    heldout_out: Path = Path("data/eval/heldout.jsonl")
+    metrics_out: Path = Path("metrics/data.json")
+    heldout_fraction: float = Field(0.05, ge=0.0, lt=1.0)
+    on_error: Literal["fail", "skip"] = "fail"
+    max_line_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    token_stats_records: int = Field(2000, ge=0)  # records tokenized for the percentiles; 0 = skip
+
+
+class BadRecord(ValueError):
+    """One record that does not validate: a short `kind` (counted in the metrics) and the reason."""
+
+    def __init__(self, kind: str, reason: str):
+        super().__init__(reason)
+        self.kind = kind
+
+
+@dataclass
+class Reject:
+    file: str
+    line: int
+    id: str | None
+    kind: str
+    reason: str
+    excerpt: str
+    bytes: int
+
+    def message(self, raw_dir: Path) -> str:
+        if self.line == 0:
+            return f"{raw_dir / self.file}: {self.reason}"
+        rid = f"record {self.id!r}" if self.id is not None else "record (no id found)"
+        return f"{raw_dir / self.file}:{self.line}: {rid}: {self.reason}"
+
+
+@dataclass
+class Stats:
+    lines: Counter = field(default_factory=Counter)
+    kept: Counter = field(default_factory=Counter)
+    rejected: Counter = field(default_factory=Counter)
+    heldout: Counter = field(default_factory=Counter)
+    roles: Counter = field(default_factory=Counter)
+    reasons: Counter = field(default_factory=Counter)
+    blank_lines: int = 0
+
+
+def read_lines(fh: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bytes | None, int, bytes]]:
+    """Yield (line_no, line, size, head) per line; `line` is None when it is longer than `max_bytes`.
+
+    A too-long line is consumed in bounded chunks, so a huge line never sits in memory whole.
+    """
+    no = 0
+    while True:
+        line = fh.readline(max_bytes + 1)
+        if not line:
+            return
+        no += 1
+        if len(line) <= max_bytes or line.endswith(b"\n") and len(line) == max_bytes + 1:
+            yield no, line, len(line), line[:EXCERPT_CHARS]
+            continue
+        size, head = len(line), line[:EXCERPT_CHARS]
+        while not line.endswith(b"\n"):
+            line = fh.readline(1 << 20)
+            if not line:
+                break
+            size += len(line)
+        yield no, None, size, head
+
+
+_ID_IN_TEXT = re.compile(rb'"id"\s*:\s*"((?:[^"\\]|\\.){1,200})"')
+
+
+def guess_id(head: bytes) -> str | None:
+    """The record id read from the start of a line that cannot be parsed (for the error message)."""
+    m = _ID_IN_TEXT.search(head)
+    return m.group(1).decode("utf-8", "replace") if m else None
+
+
+def _bad(kind: str, msg: str) -> BadRecord:
+    return BadRecord(kind, msg)
+
+
+def normalize(obj: Any) -> tuple[str, list[dict[str, Any]]]:
+    """Validate one parsed record; return (id, messages with explicit boolean loss) or raise BadRecord."""
+    if not isinstance(obj, dict):
+        raise _bad("not_object", f"expected a JSON object, got {type(obj).__name__}")
+    rid = obj.get("id")
+    if not isinstance(rid, str) or not rid.strip():
+        raise _bad("missing_id", "missing or empty string field 'id'")
+    if "conversation" not in obj:
+        raise _bad("missing_conversation", "missing field 'conversation' (a list of {role, content, loss} messages)")
+    conv = obj["conversation"]
+    if not isinstance(conv, list) or not conv:
+        raise _bad("bad_conversation", "'conversation' must be a non-empty list of messages")
+    messages = []
+    for i, m in enumerate(conv):
+        where = f"conversation[{i}]"
+        if not isinstance(m, dict):
+            raise _bad("bad_message", f"{where} is not an object")
+        role = m.get("role")
+        if role not in ROLES:
+            raise _bad("unknown_role", f"{where}: unknown role {role!r}; allowed: {', '.join(ROLES)}")
+        content = m.get("content")
+        if not isinstance(content, str):
+            raise _bad("bad_content", f"{where} ({role}): 'content' must be a string, got {type(content).__name__}")
+        if not content.strip():
+            raise _bad("empty_content", f"{where} ({role}): empty content")
+        loss = m.get("loss")
+        if loss is not None and not isinstance(loss, bool):
+            raise _bad("bad_loss", f"{where} ({role}): 'loss' must be true or false, got {loss!r}")
+        trained = role == "assistant" and loss is not False
+        messages.append({"role": role, "content": content, "loss": trained})
+    check_turns(messages)
+    return rid, messages
+
+
+def check_turns(messages: list[dict[str, Any]]) -> None:
+    """Turn order xtuner's openai_map_fn turns into (input, output) pairs without losing anything."""
+    roles = [m["role"] for m in messages]
+    if "assistant" not in roles:
+        raise _bad("no_assistant_turn", "no assistant turn: nothing to train on")
+    if not any(m["loss"] for m in messages):
+        raise _bad("no_trained_turn", "every assistant turn has loss=false: nothing to train on")
+    first = next((i for i, r in enumerate(roles) if r != "system"), None)
+    if first is None or roles[first] != "user":
+        raise _bad("turn_order", f"the first non-system turn must be 'user', got {roles[first] if first is not None else 'none'!r}")
+    for i in range(1, len(roles)):
+        if roles[i] == "assistant" and roles[i - 1] == "assistant":
+            raise _bad("turn_order", f"conversation[{i}]: two assistant turns in a row (no user turn between them)")
+    if roles[-1] != "assistant":
+        raise _bad("turn_order", f"the conversation ends with a {roles[-1]!r} turn, which would never be answered or trained")
+
+
+def heldout_bucket(rid: str) -> int:
+    """A stable bucket in [0, 1000) from the record id."""
+    return int.from_bytes(hashlib.sha256(rid.encode("utf-8")).digest()[:8], "big") % 1000
+
+
+def is_heldout(rid: str, fraction: float) -> bool:
+    return heldout_bucket(rid) < round(fraction * 1000)
+
+
+def _features():
+    from datasets import Features, Value
+
+    try:
+        from datasets import List
+    except ImportError:  # datasets < 4
+        from datasets import Sequence as List  # type: ignore[no-redef]
+    message = {"role": Value("string"), "content": Value("string"), "loss": Value("bool")}
+    return Features({"id": Value("string"), "messages": List(message)})
+
+
+def percentiles(values: list[int]) -> dict[str, float | int]:
+    """Nearest-rank p50/p90/p99/max and mean."""
+    if not values:
+        return {"n": 0}
+    v = sorted(values)
+
+    def p(q: float) -> int:
+        return v[max(0, math.ceil(q / 100 * len(v)) - 1)]
+
+    return {"n": len(v), "p50": p(50), "p90": p(90), "p99": p(99), "max": v[-1], "mean": round(sum(v) / len(v), 1)}
+
+
+def token_lengths(base_dir: Path, samples: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """Token counts of whole conversations rendered with the base model's chat template."""
+    from transformers import AutoTokenizer
+
+    from agentune.base_model import model_path
+
+    path = model_path(base_dir)
+    tok = AutoTokenizer.from_pretrained(str(path))
+    texts = []
+    for msgs in samples:
+        plain = [{"role": m["role"], "content": m["content"]} for m in msgs]
+        if tok.chat_template:
+            texts.append(tok.apply_chat_template(plain, tokenize=False))
+        else:
+            texts.append("\n".join(m["content"] for m in plain))
+    lengths: list[int] = []
+    for i in range(0, len(texts), 256):
+        enc = tok(texts[i : i + 256], add_special_tokens=False)["input_ids"]
+        lengths += [len(ids) for ids in enc]
+    return {
+        "tokenizer": str(path),
+        "method": "chat template" if tok.chat_template else "contents joined by newlines",
+        **percentiles(lengths),
+    }
+
+
+def _check_inputs(cfg: Config) -> list[Path]:
+    if not cfg.raw_dir.is_dir():
+        raise StageError(f"convert.raw_dir={cfg.raw_dir}: not a directory; run `agentune raw_data` first")
+    files = sorted(cfg.raw_dir.glob("*.jsonl"), key=lambda p: p.name)
+    if not files:
+        raise StageError(f"convert.raw_dir={cfg.raw_dir}: no .jsonl files; run `agentune raw_data` first")
+    if cfg.token_stats_records:
+        from agentune.base_model import model_path
+
+        base = model_path(cfg.base_model)
+        if not (base / "tokenizer_config.json").is_file():
+            raise StageError(f"{base}: no tokenizer_config.json; rebuild the base model (`agentune base_model`)")
+    return files
 
 
 def run(cfg: Config) -> None:
-    raise NotImplementedError("convert")
+    """Validate the raw files and write the converted dataset, the held-out slice and the metrics."""
+    from datasets import Dataset, DatasetInfo
+    from datasets.arrow_writer import ArrowWriter
+    from datasets.table import MemoryMappedTable
+    from tqdm import tqdm
+
+    files = _check_inputs(cfg)
+    stats = Stats()
+    seen: dict[str, tuple[str, int]] = {}
+    fingerprint = hashlib.sha256()
+    heldout_hash = hashlib.sha256()
+    token_heap: list[tuple[int, str, list[dict[str, Any]]]] = []  # the records with the smallest hash
+    total_bytes = sum(p.stat().st_size for p in files)
+
+    with atomic_file(cfg.heldout_out) as heldout_fh, atomic_dir(cfg.out) as out:
+        build = out / ".build"
+        build.mkdir()
+        rejects_fh = open(out / REJECTS, "w", encoding="utf-8") if cfg.on_error == "skip" else None
+
+        def reject(r: Reject) -> None:
+            stats.rejected[r.file] += 1
+            stats.reasons[r.kind] += 1
+            if rejects_fh is None:
+                raise StageError(
+                    r.message(cfg.raw_dir) + ". Fix the record, or set convert.on_error: skip to write bad "
+                    f"records to {cfg.out / REJECTS} and go on"
+                )
+            rejects_fh.write(json.dumps(r.__dict__, ensure_ascii=False) + "\n")
+
+        writer = ArrowWriter(features=_features(), path=str(build / "shard.arrow"), writer_batch_size=1000)
+        try:
+            with tqdm(total=total_bytes, desc="convert", unit="B", unit_scale=True, mininterval=1.0) as bar:
+                for path in files:
+                    name = path.name
+                    with open(path, "rb") as fh:
+                        for no, line, size, head in read_lines(fh, cfg.max_line_bytes):
+                            bar.update(size)
+                            stats.lines[name] += 1
+                            excerpt = head.decode("utf-8", "replace")[:EXCERPT_CHARS]
+                            if line is None:
+                                reject(Reject(name, no, guess_id(head), "line_too_long", f"line is {size} bytes, longer than "
+                                              f"convert.max_line_bytes={cfg.max_line_bytes}", excerpt, size))
+                                continue
+                            if not line.strip():
+                                stats.lines[name] -= 1
+                                stats.blank_lines += 1
+                                continue
+                            rid = guess_id(head)
+                            try:
+                                try:
+                                    obj = json.loads(line)
+                                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                                    raise _bad("invalid_json", f"invalid JSON: {exc}") from None
+                                rid = obj.get("id") if isinstance(obj, dict) else None
+                                rid = rid if isinstance(rid, str) and rid.strip() else None
+                                rid, messages = normalize(obj)
+                                if rid in seen:
+                                    f0, l0 = seen[rid]
+                                    raise _bad("duplicate_id", f"duplicate id (first seen at {cfg.raw_dir / f0}:{l0})")
+                            except BadRecord as exc:
+                                reject(Reject(name, no, rid, exc.kind, str(exc), excerpt, size))
+                                continue
+                            seen[rid] = (name, no)
+                            stats.kept[name] += 1
+                            for m in messages:
+                                stats.roles[m["role"]] += 1
+                                stats.roles["assistant_trained"] += m["role"] == "assistant" and m["loss"]
+                            row = {"id": rid, "messages": messages}
+                            canon = json.dumps(row, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+                            if is_heldout(rid, cfg.heldout_fraction):
+                                stats.heldout[name] += 1
+                                heldout_fh.write(json.dumps({"id": rid, "conversation": messages},
+                                                            ensure_ascii=False) + "\n")
+                                heldout_hash.update(canon.encode() + b"\n")
+                                continue
+                            writer.write(row)
+                            fingerprint.update(canon.encode() + b"\n")
+                            if cfg.token_stats_records:
+                                key = -int.from_bytes(hashlib.sha256(rid.encode()).digest()[:8], "big")
+                                item = (key, rid, messages)
+                                if len(token_heap) < cfg.token_stats_records:
+                                    heapq.heappush(token_heap, item)
+                                elif key > token_heap[0][0]:
+                                    heapq.heapreplace(token_heap, item)
+                    if stats.lines[name] == 0:
+                        reject(Reject(name, 0, None, "empty_file", "empty file: no records", "", 0))
+            n_train, _ = writer.finalize()
+        finally:
+            writer.close()
+            if rejects_fh is not None:
+                rejects_fh.close()
+        if n_train == 0:
+            raise StageError(f"convert: no training records left from {cfg.raw_dir} (all rejected or held out)")
+
+        fp = fingerprint.hexdigest()
+        table = MemoryMappedTable.from_file(str(build / "shard.arrow"))
+        ds = Dataset(table, info=DatasetInfo(features=_features()), fingerprint=fp[:16])
+        ds.save_to_disk(str(out))
+        del ds, table
+        (build / "shard.arrow").unlink()
+        build.rmdir()
+
+        tokens = {"n": 0}
+        if token_heap:
+            samples = [msgs for _, _, msgs in sorted(token_heap, key=lambda t: t[1])]
+            tokens = token_lengths(cfg.base_model, samples)
+
+        metrics = _metrics(stats, files, n_train, tokens, fp, heldout_hash.hexdigest())
+        write_json(out / PROVENANCE, {"config": cfg.model_dump(mode="json"), **metrics})
+
+    write_json(cfg.metrics_out, metrics)
+    log.info(
+        "convert: %d train, %d held out, %d rejected; tokens p50=%s p99=%s max=%s -> %s",
+        n_train, metrics["heldout"], metrics["rejected"], tokens.get("p50"), tokens.get("p99"),
+        tokens.get("max"), cfg.out,
+    )
+
+
+def _metrics(stats: Stats, files: list[Path], n_train: int, tokens: dict, fp: str, heldout_fp: str) -> dict:
+    per_file = {
+        p.name: {
+            "records": stats.lines[p.name],
+            "kept": stats.kept[p.name],
+            "rejected": stats.rejected[p.name],
+            "heldout": stats.heldout[p.name],
+            "train": stats.kept[p.name] - stats.heldout[p.name],
+        }
+        for p in files
+    }
+    return {
+        "records": sum(stats.lines.values()),
+        "kept": sum(stats.kept.values()),
+        "rejected": sum(stats.rejected.values()),
+        "train": n_train,
+        "heldout": sum(stats.heldout.values()),
+        "blank_lines": stats.blank_lines,
+        "files": per_file,
+        "roles": {r: stats.roles[r] for r in (*ROLES, "assistant_trained")},
+        "rejects_by_reason": dict(sorted(stats.reasons.items())),
+        "tokens": tokens,
+        "fingerprint": fp,
+        "heldout_fingerprint": heldout_fp,
+    }

@@ -23,12 +23,19 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs get the usual permissions
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     replace_path(tmp, final)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def replace_path(src: Path, final: Path) -> None:
@@ -51,6 +58,7 @@ def atomic_file(final: str | Path, mode: str = "w", encoding: str | None = "utf-
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
+    os.chmod(name, 0o666 & ~_umask())  # mkstemp makes 0600
     kwargs = {"encoding": encoding} if "b" not in mode else {}
     try:
         with os.fdopen(fd, mode, **kwargs) as fh:

@@ -9,7 +9,10 @@ them in the child process before xtuner runs, and only where no CUDA device exis
 2. mmengine's `init_dist` calls `torch.cuda.set_device(local_rank)`, which fails without CUDA: made a
    no-op so several CPU processes can train over gloo.
 (The other two CPU traps, no 4-bit quantization and no AmpOptimWrapper, are handled in the rendered
-config, not here.) Unlike the `xtuner` command, which exits 0 when the job fails, this exits with the
+config, not here.) One fix applies on every device:
+3. xtuner's tokenization prepends `tokenizer.bos_token_id` to every sample and fails on `None`, which
+   is what ChatML tokenizers without a BOS token (SmolLM2, the tiny model) have; xtuner special-cases
+   only Qwen's classes. No BOS token is treated as an empty prefix, as xtuner does for Qwen. Unlike the `xtuner` command, which exits 0 when the job fails, this exits with the
 tool's real status.
 """
 
@@ -30,6 +33,22 @@ def apply_cpu_compat() -> None:
     torch.cuda.set_device = lambda *args, **kwargs: None
 
 
+def apply_tokenizer_compat() -> None:
+    """Make xtuner's dataset encoding accept tokenizers that have no BOS token (fix 3 above)."""
+    import xtuner.dataset.utils as xutils
+
+    original = xutils.get_bos_eos_token_ids
+    if getattr(original, "agentune_patched", False):
+        return
+
+    def get_bos_eos_token_ids(tokenizer):
+        bos, eos = original(tokenizer)
+        return ([] if bos is None else bos), eos
+
+    get_bos_eos_token_ids.agentune_patched = True
+    xutils.get_bos_eos_token_ids = get_bos_eos_token_ids
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -39,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     if not module.startswith("xtuner."):
         raise SystemExit(f"agentune.xtuner_run: expected an xtuner tool module, got {module!r}")
     apply_cpu_compat()
+    apply_tokenizer_compat()
     sys.argv = [module, *rest]
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 

@@ -1,0 +1,174 @@
+"""The sample generator: deterministic, protocol-correct, true tool results, varied tool lists."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import random
+from collections import Counter
+
+import pytest
+
+from agentune import protocol, sample_data
+from agentune.convert import normalize
+from agentune.raw_data import AGENT_FLAN_FILES
+from agentune.sample_tools import REGISTRY, execute, spec
+
+REFERENCE_TOOLS = {
+    "get_flight_number": ["departure", "destination", "date"],
+    "get_ticket_price": ["flight_number", "date"],
+    "calculator": ["a", "b", "operator"],
+    "ArxivSearch.get_arxiv_article_information": ["query"],
+}
+
+
+def records(file_name: str, n: int, seed: int = 0) -> list[dict]:
+    return list(sample_data.generate(file_name, n, seed))
+
+
+def offered(system: str) -> list[str]:
+    return [json.loads(line)["name"] for line in system.splitlines() if line.startswith('{"name"')]
+
+
+def test_catalogue_has_typed_tools_and_the_reference_ones():
+    assert len(REGISTRY) >= 20
+    for name, params in REFERENCE_TOOLS.items():
+        assert list(spec(name)["parameters"]["properties"]) == params
+        assert spec(name)["parameters"]["required"] == params
+    types = Counter(p["type"] for s, _ in REGISTRY.values() for p in s["parameters"]["properties"].values())
+    assert {"string", "number", "integer", "boolean", "array", "object"} <= set(types)
+    assert any("enum" in p for s, _ in REGISTRY.values() for p in s["parameters"]["properties"].values())
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_spec_matches_the_python_function(name):
+    spec_, fn = REGISTRY[name]
+    sig = inspect.signature(fn)
+    props = spec_["parameters"]["properties"]
+    assert list(sig.parameters) == list(props)
+    for pname, p in sig.parameters.items():
+        required = pname in spec_["parameters"]["required"]
+        assert required == (p.default is inspect.Parameter.empty), pname
+        if "default" in props[pname]:
+            assert props[pname]["default"] == p.default
+    assert name in sample_data.GENERATORS
+
+
+def test_reference_scenarios_compute_true_results():
+    fn = execute("get_flight_number", {"departure": "Beijing", "destination": "Shanghai", "date": "2024-07-01"})
+    assert fn == execute("get_flight_number", {"departure": "Beijing", "destination": "Shanghai", "date": "2024-07-01"})
+    assert isinstance(execute("get_ticket_price", {"flight_number": fn, "date": "2024-07-01"}), int)
+    assert "InternLM2 Technical Report" in execute(
+        "ArxivSearch.get_arxiv_article_information", {"query": "InternLM2 Technical Report"}
+    )
+    # (44232 + 13312 / (232 - 32)) * 5, one binary operation per calculator call
+    tree = ("*", ("+", 44232, ("/", 13312, ("-", 232, 32))), 5)
+    steps: list = []
+    assert sample_data._calc_steps(tree, steps) == pytest.approx((44232 + 13312 / (232 - 32)) * 5)
+    assert [s[2] for s in steps] == ["-", "/", "+", "*"]
+    assert sample_data._render(tree) == "(44232 + 13312 / (232 - 32)) * 5"
+    assert execute("calculator", {"a": 1, "b": 0, "operator": "/"}).startswith("Error")
+
+
+def test_same_seed_same_bytes_other_seed_other_records():
+    for name in AGENT_FLAN_FILES:
+        a = [json.dumps(r) for r in records(name, 20, seed=3)]
+        assert a == [json.dumps(r) for r in records(name, 20, seed=3)]
+        assert a != [json.dumps(r) for r in records(name, 20, seed=4)]
+        # a larger corpus only appends records
+        assert a[:10] == [json.dumps(r) for r in records(name, 10, seed=3)]
+
+
+def test_file_counts_add_up_for_the_full_release_size():
+    counts = sample_data.file_counts(34442, sample_data.DEFAULT_MIX)
+    assert sum(counts.values()) == 34442 and set(counts) == set(AGENT_FLAN_FILES)
+    tflan = sum(v for k, v in counts.items() if "tflan" in k)
+    assert 0 < tflan < 0.2 * 34442  # chat rewrites stay a minority
+
+
+def check_react(rec: dict) -> Counter:
+    """Every ReAct turn parses; calls use an offered tool with valid args; responses are true results."""
+    conv = rec["conversation"]
+    tools = offered(conv[0]["content"])
+    assert conv[0]["content"] == protocol.render_system([spec(t) for t in tools])
+    assert 1 <= len(tools) <= 5 and len(set(tools)) == len(tools)
+    seen = Counter()
+    for i, m in enumerate(conv[1:], 1):
+        if m["role"] != "assistant":
+            continue
+        reply = protocol.parse_reply(m["content"])
+        assert reply.format_valid and not reply.hallucinated and not reply.problems, m["content"]
+        seen[reply.kind] += 1
+        if reply.kind == "call":
+            assert reply.action in tools
+            props = spec(reply.action)["parameters"]
+            assert set(props["required"]) <= set(reply.args) <= set(props["properties"])
+            if i + 1 < len(conv):
+                assert conv[i + 1]["content"] == protocol.format_response(execute(reply.action, reply.args))
+    return seen
+
+
+def test_react_files_follow_the_protocol():
+    kinds = Counter()
+    for name in ("toolbench_react_10p.jsonl", "agent_instruct_react.jsonl", "toolbench_instruct_j1s1_3k.jsonl"):
+        for rec in records(name, 150):
+            normalize(rec)  # valid for the converter: roles, order, non-empty content, loss
+            kinds += check_react(rec)
+    assert kinds["call"] > 300 and kinds["final"] > 150
+
+
+def test_single_turn_records_end_on_the_call():
+    for rec in records("toolbench_instruct_j1s1_3k.jsonl", 50):
+        assert [m["role"] for m in rec["conversation"]] == ["system", "user", "assistant"]
+        assert protocol.parse_reply(rec["conversation"][-1]["content"]).kind == "call"
+
+
+def test_multi_step_records_feed_results_back():
+    multi = [r for r in records("agent_instruct_react.jsonl", 200) if sum(
+        protocol.parse_reply(m["content"]).kind == "call" for m in r["conversation"] if m["role"] == "assistant") >= 2]
+    assert len(multi) > 100
+    for rec in multi:
+        check_react(rec)
+    names = {protocol.parse_reply(m["content"]).action for r in multi for m in r["conversation"]
+             if m["role"] == "assistant"}
+    assert {"calculator", "get_flight_number", "get_ticket_price"} <= names
+
+
+def test_negatives_offer_no_fitting_tool_and_answer_without_a_call():
+    capability = {g(random.Random(0)).capability: n for n, g in sample_data.GENERATORS.items()}
+    irrelevant = 0
+    for rec in records("toolbench_negative.jsonl", 200):
+        conv = rec["conversation"]
+        reply = protocol.parse_reply(conv[-1]["content"])
+        assert reply.kind == "final" and len(conv) == 3
+        tools = offered(conv[0]["content"])
+        assert "search_web" not in tools
+        if reply.final_answer.startswith("Sorry, I can't "):
+            irrelevant += 1
+            cap = reply.final_answer.removeprefix("Sorry, I can't ").split(" with the tools")[0]
+            group = sample_data.GROUPS[sample_data._GROUP_OF[capability[cap]]]
+            assert not set(group) & set(tools), (cap, tools)
+    assert 80 < irrelevant < 200
+
+
+def test_tool_lists_and_values_vary():
+    recs = records("toolbench_instruct_j1s1_3k.jsonl", 400)
+    systems = {r["conversation"][0]["content"] for r in recs}
+    assert len(systems) > 250
+    called = Counter(protocol.parse_reply(r["conversation"][-1]["content"]).action for r in recs)
+    assert len(called) >= 25
+    # the called tool sits at different positions of the offered list
+    positions = Counter(offered(r["conversation"][0]["content"]).index(
+        protocol.parse_reply(r["conversation"][-1]["content"]).action) for r in recs)
+    assert len(positions) >= 4
+    args = [r["conversation"][-1]["content"] for r in recs]
+    assert len(set(args)) > 0.85 * len(args)  # argument values vary (small pools repeat a few)
+
+
+def test_tflan_records_are_plain_chat():
+    for name in ("agent_instruct_tflan.jsonl", "toolbench_tflan_60p_r10r5u7.jsonl", "toolbench_tflan_cot_30p.jsonl"):
+        for rec in records(name, 30):
+            conv = rec["conversation"]
+            assert conv[0]["content"] in sample_data.PLAIN_SYSTEM
+            assert all("Action:" not in m["content"] for m in conv)
+            normalize(rec)

@@ -1,0 +1,185 @@
+"""The parser and every metric on hand-written replies; BFCL rules; suite files; the scenario loop."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agentune import protocol
+from agentune.bfcl_data import convert_function, parse_jsonl
+from agentune.errors import StageError
+from agentune.eval_report import mcnemar
+from agentune.eval_suites import Scenario, _answer_found, load_heldout, run_scenarios, tools_from_system
+from agentune.generation import Generation
+from agentune.scoring import Expected, aggregate, call_exact, score_sample
+
+CALC = {
+    "name": "calculator",
+    "description": "a op b",
+    "parameters": {
+        "type": "object",
+        "properties": {"a": {"type": "number"}, "b": {"type": "number"}, "operator": {"type": "string"}},
+        "required": ["a", "b", "operator"],
+    },
+}
+EXP = Expected.call("calculator", {"a": 3, "b": 4, "operator": "+"}, CALC)
+
+
+def score(text: str, exp: Expected = EXP, stopped: bool = True) -> dict:
+    return score_sample(protocol.parse_reply(text), exp, stopped)
+
+
+def test_valid_call_scores_one_everywhere():
+    v = score(protocol.format_call("Add.", "calculator", {"a": 3, "b": 4, "operator": "+"}))
+    assert v["format_valid"] == v["tool_name_acc"] == v["args_json_valid"] == v["call_em"] == 1.0
+    assert v["args_em"] == 1.0 and v["no_hallucinated_response"] == 1.0 and v["stopped"] == 1.0
+    assert v["irrelevance_no_call"] is None  # a call was expected
+
+
+def test_string_arguments_are_not_json():
+    # the reference base model's reply: query="..." instead of a JSON object
+    v = score('Thought: add\nAction: calculator\nAction Input: a=3, b=4, operator="+"')
+    assert v["tool_name_acc"] == 1.0
+    assert v["args_json_valid"] == 0.0 and v["call_em"] == 0.0
+    assert v["args_em"] == pytest.approx(1 / 4)  # only the name counts
+
+
+def test_invented_response_is_hallucination():
+    text = protocol.format_call("Add.", "calculator", {"a": 3, "b": 4, "operator": "+"}) + "\nResponse: 7"
+    v = score(text)
+    assert v["no_hallucinated_response"] == 0.0
+    assert v["call_em"] == 1.0  # the call itself is right
+
+
+def test_no_stop_and_partial_args():
+    v = score(protocol.format_call("Add.", "calculator", {"a": 3, "b": 5, "operator": "+"}), stopped=False)
+    assert v["stopped"] == 0.0
+    assert v["args_em"] == pytest.approx(3 / 4) and v["call_em"] == 0.0
+
+
+def test_final_answer_and_irrelevance():
+    final = protocol.format_final("No tool fits.", "I cannot do that.")
+    v = score(final)
+    assert v["format_valid"] == 1.0 and v["tool_name_acc"] == 0.0 and v["args_em"] == 0.0
+    assert v["no_hallucinated_response"] is None
+    irr = Expected(name=None, irrelevant=True)
+    assert score(final, irr)["irrelevance_no_call"] == 1.0
+    assert score(protocol.format_call("x", "calculator", {"a": 1, "b": 2, "operator": "+"}), irr)[
+        "irrelevance_no_call"
+    ] == 0.0
+
+
+@pytest.mark.parametrize("garbage", ["", "\x00\x01 ����", "Action:", "Action Input: {}", "Thought: hmm"])
+def test_garbage_scores_zero_without_crashing(garbage):
+    v = score(garbage, stopped=False)
+    assert v["format_valid"] == 0.0 and v["tool_name_acc"] == 0.0 and v["call_em"] == 0.0
+    agg = aggregate([v, v])
+    assert agg["n"] == 2 and agg["format_valid"] == 0.0 and agg["format_valid_n"] == 2
+
+
+def test_bfcl_ast_rules():
+    spec = convert_function(
+        {
+            "name": "area",
+            "parameters": {
+                "type": "dict",
+                "properties": {
+                    "base": {"type": "integer"},
+                    "height": {"type": "float"},
+                    "unit": {"type": "string"},
+                    "dims": {"type": "tuple", "items": {"type": "integer"}},
+                },
+                "required": ["base", "height"],
+            },
+        }
+    )
+    assert spec["parameters"]["type"] == "object"
+    assert spec["parameters"]["properties"]["height"]["type"] == "number"
+    assert spec["parameters"]["properties"]["dims"] == {"type": "array", "items": {"type": "integer"}}
+    exp = Expected(name="area", args={"base": [10], "height": [5.0], "unit": ["units", ""]}, spec=spec)
+
+    def check(args, name="area"):
+        return call_exact(protocol.parse_reply(protocol.format_call("t", name, args)), exp)[0]
+
+    assert check({"base": 10, "height": 5})  # optional omitted ("" allowed), int accepted for float
+    assert check({"base": 10, "height": 5.0, "unit": " Units"})  # strings normalised
+    assert not check({"base": 10.0, "height": 5})  # integer must be an int
+    assert not check({"base": 10})  # required missing
+    assert not check({"base": 10, "height": 5, "colour": "red"})  # unknown parameter
+    assert not check({"base": 11, "height": 5})  # value not allowed
+    assert not check({"base": 10, "height": 5}, name="volume")  # wrong function
+
+
+def test_malformed_suite_file_names_the_line(tmp_path):
+    with pytest.raises(StageError, match=r"x\.jsonl:2"):
+        parse_jsonl('{"id": 1}\n{not json\n', "x.jsonl")
+    bad = tmp_path / "heldout.jsonl"
+    bad.write_text('{"id": "a", "conversation": [{"role": "user", "content": "hi"}]}\n{"id": "b"}\n')
+    with pytest.raises(StageError, match=r"heldout\.jsonl:2"):
+        load_heldout(bad, 10)
+
+
+def test_heldout_samples_from_reference_turns(tmp_path):
+    from conftest import tool_conversation
+
+    path = tmp_path / "heldout.jsonl"
+    path.write_text("".join(json.dumps(tool_conversation(i)) + "\n" for i in range(3)))
+    samples = load_heldout(path, 100)
+    assert len(samples) == 6  # a call turn and a final turn per record
+    call = samples[0]
+    assert call.expected.name == "calculator" and call.expected.args == {"a": [3], "b": [4], "operator": ["+"]}
+    assert call.messages[-1]["role"] == "user" and tools_from_system(call.messages[0]["content"])[0]["name"] == "calculator"
+    assert samples[1].expected.name is None and not samples[1].expected.irrelevant  # final after a Response
+
+
+class Replay:
+    """Stands in for a model: replies with the given texts in order (the scenario loop's input)."""
+
+    def __init__(self, texts):
+        self.texts = list(texts)
+
+    def generate(self, prompts):
+        return [Generation(self.texts.pop(0), True, 5) for _ in prompts]
+
+
+def test_scenario_loop_runs_tools_and_checks_answer():
+    sc = Scenario("calc", ["calculator"], [("(2+3)*4?", [("calculator", {"a": 2, "b": 3, "operator": "+"}),
+                                                         ("calculator", {"a": 5, "b": 4, "operator": "*"})], "20")])  # fmt: skip
+    replies = [
+        protocol.format_call("add", "calculator", {"a": 2, "b": 3, "operator": "+"}),
+        protocol.format_call("mul", "calculator", {"a": 5, "b": 4, "operator": "*"}),
+        protocol.format_final("done", "The result is 20."),
+    ]
+    records, cases = run_scenarios(Replay(replies), [sc], max_turns=6)
+    assert cases[0]["e2e_success"] == 1.0 and len(records) == 3
+    assert all(r["verdicts"]["format_valid"] == 1.0 for r in records)
+
+
+def test_scenario_tool_error_is_a_failed_step_not_a_crash(monkeypatch):
+    from agentune import eval_suites
+
+    def boom(**kwargs):
+        raise RuntimeError("tool exploded")
+
+    real = eval_suites.scenario_tools()
+    monkeypatch.setattr(eval_suites, "scenario_tools", lambda: {**real, "calculator": (real["calculator"][0], boom)})
+    sc = Scenario("calc", ["calculator"], [("2+3?", [("calculator", {"a": 2, "b": 3, "operator": "+"})], "5")])
+    replies = [protocol.format_call("add", "calculator", {"a": 2, "b": 3, "operator": "+"}),
+               protocol.format_final("done", "5")]  # fmt: skip
+    records, cases = run_scenarios(Replay(replies), [sc], max_turns=6)
+    assert cases[0]["e2e_success"] == 0.0
+    assert "tool exploded" in records[0]["tool_error"]
+
+
+def test_turn_limit_and_answers():
+    loop = [protocol.format_call("add", "calculator", {"a": 2, "b": 3, "operator": "+"})] * 3
+    sc = Scenario("calc", ["calculator"], [("2+3?", [("calculator", {"a": 2, "b": 3, "operator": "+"})], "5")])
+    records, cases = run_scenarios(Replay(loop), [sc], max_turns=3)
+    assert len(records) == 3 and cases[0]["e2e_success"] == 0.0
+    assert _answer_found("221492.8", "It is 221,492.8.") and not _answer_found("221492.8", "221490")
+
+
+def test_mcnemar():
+    assert mcnemar([0] * 10, [1] * 10)[2] < 0.01
+    assert mcnemar([1, 0], [1, 0])[2] == 1.0
