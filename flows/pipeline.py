@@ -61,6 +61,7 @@ def _flow_run_info() -> tuple[str, str | None]:
 @flow(name="agentune-pipeline")
 def agentune_pipeline(
     target: str | None = None,
+    profile: str | None = None,
     overrides: list[str] | None = None,
     force: bool = False,
     repo: str = ".",
@@ -72,6 +73,7 @@ def agentune_pipeline(
 
     Args:
         target: a stage of dvc.yaml; None runs every stage, like `dvc repro`.
+        profile: merge params/<profile>.yaml into params.yaml first, as `agentune profile` does.
         overrides: `section.key=value` params, written into params.yaml first, as `dvc exp run -S` does.
         force: rerun the selected stages even if DVC finds them up to date (`dvc repro --force`).
         repo: the DVC project root.
@@ -85,6 +87,11 @@ def agentune_pipeline(
     root = Path(repo).resolve()
     run_id, run_url = _flow_run_info()
     with pipeline_lock(root, lock_timeout_s, owner=f"prefect flow run {run_id}"):
+        if profile:
+            from agentune.profiles import apply_profile
+
+            changes = apply_profile(profile, root / "params.yaml", root / "params")
+            logger.info("profile %s applied to params.yaml (%d change(s))", profile, len(changes))
         apply_param_overrides(root, overrides or [])
         if overrides:
             logger.info("params overrides written to params.yaml: %s", ", ".join(overrides))
@@ -224,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     """`python flows/pipeline.py [--target STAGE] [-S k=v ...] [--force]`: run the flow once."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--target", default=None, help="stage to reproduce with its upstream (default: all)")
+    p.add_argument("--profile", default=None, help="params profile to apply first, e.g. tiny")
     p.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--force", action="store_true", help="rerun stages even if up to date")
     p.add_argument("--repo", default=".", help="DVC project root (default: %(default)s)")
@@ -231,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     state = agentune_pipeline(
         target=args.target,
+        profile=args.profile,
         overrides=args.overrides,
         force=args.force,
         repo=args.repo,

@@ -71,7 +71,9 @@ def test_converts_the_sample_with_explicit_loss_and_a_heldout_slice(tmp_path, mo
     assert ds.column_names == ["id", "messages"]
     for row in ds:
         for m in row["messages"]:
-            assert m["loss"] is (m["role"] == "assistant") or (row["id"] == "extra-loss" and m["loss"] is False)
+            assert m["loss"] is (m["role"] == "assistant") or (
+                row["id"] == "extra-loss" and m["loss"] is False
+            )
     heldout = [json.loads(line) for line in (out / "eval/heldout.jsonl").read_text().splitlines()]
     train_ids, held_ids = set(ds["id"]), {r["id"] for r in heldout}
     assert not train_ids & held_ids and len(train_ids) + len(held_ids) == 301
@@ -86,7 +88,10 @@ def test_converts_the_sample_with_explicit_loss_and_a_heldout_slice(tmp_path, mo
     assert metrics["records"] == metrics["kept"] == 301 and metrics["rejected"] == 0
     assert metrics["train"] == len(ds) and metrics["heldout"] == len(heldout)
     assert sum(f["records"] for f in metrics["files"].values()) == 301 and len(metrics["files"]) == 8
-    assert metrics["roles"]["system"] == 301 and metrics["roles"]["assistant_trained"] < metrics["roles"]["assistant"]
+    assert (
+        metrics["roles"]["system"] == 301
+        and metrics["roles"]["assistant_trained"] < metrics["roles"]["assistant"]
+    )
     tokens = metrics["tokens"]
     assert tokens["n"] == len(ds) and 0 < tokens["p50"] <= tokens["p90"] <= tokens["p99"] <= tokens["max"]
     prov = json.loads((out / "converted" / convert.PROVENANCE).read_text())
@@ -142,14 +147,31 @@ BIG = json.dumps({"id": "huge", "conversation": [{"role": "user", "content": "x"
 # case -> (lines of the bad file (bad record on line 2), reject kind, reason text, id in the message)
 BAD = {
     "invalid_json": ('{"id": "broken", "conversation": [', "invalid_json", "invalid JSON", "broken"),
-    "missing_conversation": (json.dumps({"id": "noconv", "messages": []}), "missing_conversation",
-                             "missing field 'conversation'", "noconv"),
-    "unknown_role": (_conv(lambda c: c[1].update(role="tool")), "unknown_role", "unknown role 'tool'", "tiny-7"),
+    "missing_conversation": (
+        json.dumps({"id": "noconv", "messages": []}),
+        "missing_conversation",
+        "missing field 'conversation'",
+        "noconv",
+    ),
+    "unknown_role": (
+        _conv(lambda c: c[1].update(role="tool")),
+        "unknown_role",
+        "unknown role 'tool'",
+        "tiny-7",
+    ),
     "empty_content": (_conv(lambda c: c[2].update(content="  ")), "empty_content", "empty content", "tiny-7"),
-    "non_boolean_loss": (_conv(lambda c: c[2].update(loss="yes")), "bad_loss", "'loss' must be true or false",
-                         "tiny-7"),
-    "no_assistant_turn": (_conv(lambda c: c.__setitem__(slice(2, None), [])), "no_assistant_turn",
-                          "no assistant turn", "tiny-7"),
+    "non_boolean_loss": (
+        _conv(lambda c: c[2].update(loss="yes")),
+        "bad_loss",
+        "'loss' must be true or false",
+        "tiny-7",
+    ),
+    "no_assistant_turn": (
+        _conv(lambda c: c.__setitem__(slice(2, None), [])),
+        "no_assistant_turn",
+        "no assistant turn",
+        "tiny-7",
+    ),
     "duplicate_id": (json.dumps(good_record(0)), "duplicate_id", "duplicate id", "tiny-0"),
     "ten_mb_line": (BIG, "line_too_long", "longer than convert.max_line_bytes", "huge"),
     "missing_id": (_rec(id=""), "missing_id", "missing or empty string field 'id'", None),
@@ -197,8 +219,13 @@ def test_empty_file(tmp_path, monkeypatch, capsys):
     assert run_convert(tmp_path, monkeypatch, on_error="skip") == 0
     metrics = json.loads((tmp_path / "out/metrics/data.json").read_text())
     assert metrics["rejects_by_reason"] == {"empty_file": 1} and metrics["kept"] == 3
-    assert metrics["files"]["toolbench_negative.jsonl"] == {"records": 0, "kept": 0, "rejected": 1,
-                                                             "heldout": 0, "train": 0}
+    assert metrics["files"]["toolbench_negative.jsonl"] == {
+        "records": 0,
+        "kept": 0,
+        "rejected": 1,
+        "heldout": 0,
+        "train": 0,
+    }
 
 
 def test_failed_run_leaves_previous_output_untouched(tmp_path, monkeypatch):
@@ -257,7 +284,7 @@ def test_xtuner_tokenizes_every_assistant_turn_as_trained(tmp_path, monkeypatch,
     for sample in ds:
         labels = sample["labels"]
         spans, cur = [], []
-        for ids, label in zip(sample["input_ids"], labels, strict=True):
+        for label in labels:
             if label != -100:
                 cur.append(label)
             elif cur:

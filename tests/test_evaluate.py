@@ -20,6 +20,7 @@ def test_eval_prompt_is_prefix_of_xtuner_training_encoding(base_fixture, request
     from transformers import AutoTokenizer
     from xtuner.dataset.map_fns import openai_map_fn, template_map_fn
     from xtuner.dataset.utils import encode_fn
+    from xtuner.utils import PROMPT_TEMPLATE
 
     from agentune import base_model
     from agentune.chat_templates import get_template
@@ -30,7 +31,9 @@ def test_eval_prompt_is_prefix_of_xtuner_training_encoding(base_fixture, request
     xt = xtuner_template(get_template(base_model.read_provenance(base)["template"]))
     conv = tool_conversation(2)["conversation"]
     example = openai_map_fn({"messages": conv})
-    example = template_map_fn(example, template=xt)
+    example = template_map_fn(
+        example, template=PROMPT_TEMPLATE[get_template(base_model.read_provenance(base)["template"]).xtuner]
+    )
     train_ids = encode_fn(example, tok, max_length=100_000)["input_ids"]
     for k, msg in enumerate(conv):
         if msg["role"] != "assistant":
@@ -60,7 +63,9 @@ def make_adapter(base: Path, out: Path, seed: int) -> Path:
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(base)
-    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False)
+    lora = LoraConfig(
+        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False
+    )
     peft = get_peft_model(model, lora)
     peft.save_pretrained(out, safe_serialization=True)
     (out / "agentune_adapter.json").write_text(json.dumps({"iteration": seed}))
@@ -75,10 +80,14 @@ def workspace(tiny_base, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("evalws")
     (root / "data/eval").mkdir(parents=True)
-    (root / "data/eval/heldout.jsonl").write_text("".join(json.dumps(tool_conversation(i)) + "\n" for i in range(4)))
+    (root / "data/eval/heldout.jsonl").write_text(
+        "".join(json.dumps(tool_conversation(i)) + "\n" for i in range(4))
+    )
     for it in (3, 6):
         make_adapter(tiny_base, root / f"models/adapters/iter_{it}", it)
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_base), root / "models/adapters/iter_6")
+    model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_base), root / "models/adapters/iter_6"
+    )
     merged = root / "models/merged"
     model.merge_and_unload().save_pretrained(merged, safe_serialization=True)
     AutoTokenizer.from_pretrained(tiny_base).save_pretrained(merged)
@@ -122,7 +131,11 @@ def test_stage_writes_metrics_report_and_samples(evaluated):
     assert [doc["models"][m]["iteration"] for m in doc["models"]] == [0, 3, 6, 6]
     base = doc["models"]["base"]
     assert set(base) >= {"heldout", "scenarios", "bfcl_simple_python", "bfcl_irrelevance", "tokens_per_s"}
-    assert base["heldout"]["n"] == 6 and base["bfcl_simple_python"]["n"] == 3 and base["bfcl_irrelevance"]["n"] == 2
+    assert (
+        base["heldout"]["n"] == 6
+        and base["bfcl_simple_python"]["n"] == 3
+        and base["bfcl_irrelevance"]["n"] == 2
+    )
     assert base["scenarios"]["e2e_success_n"] == 6
     for metric in ("format_valid", "tool_name_acc", "args_json_valid", "args_em", "call_em", "stopped"):
         assert 0.0 <= base["heldout"][metric] <= 1.0
@@ -170,7 +183,9 @@ def test_stage_logs_to_mlflow_with_lineage_registry_and_champion(evaluated):
     assert "samples_iter_6.json" in arts
     table = mlflow.load_table("samples_iter_6.json", run_ids=[iter6])
     assert len(table) > 0 and {"output", "call_em", "format_valid"} <= set(table.columns)
-    assert {"eval.json", "eval.md", "eval_curve.png"} <= {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"eval.json", "eval.md", "eval_curve.png"} <= {
+        a.path for a in client.list_artifacts(parent.info.run_id)
+    }
 
     mv = client.get_model_version_by_alias("agentune-merged-checkpoints", "champion")
     assert mv.run_id in (info["child_run_ids"]["iter_3"], info["child_run_ids"]["iter_6"])

@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -22,96 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-DVC = [sys.executable, "-m", "dvc"]
-
-# Stage scripts of the toy project. `train` writes one checkpoint per step into a `persist: true` output
-# and resumes from the last one; with crash_once set it kills itself (SIGKILL) after step 2 once.
-SCRIPTS = {
-    "prepare.py": """
-        import yaml, pathlib
-        p = yaml.safe_load(open("params.yaml"))["prepare"]
-        pathlib.Path("data.txt").write_text("x" * p["n"])
-        print("prepared", p["n"])
-    """,
-    "train.py": """
-        import os, pathlib, signal, sys, yaml
-        p = yaml.safe_load(open("params.yaml"))["train"]
-        if p.get("exit_code"):
-            print("train: config error: train.exit_code is set", file=sys.stderr)
-            sys.exit(p["exit_code"])
-        ck = pathlib.Path("ckpt"); ck.mkdir(exist_ok=True)
-        done = sorted(int(f.stem.split("_")[1]) for f in ck.glob("iter_*"))
-        start = done[-1] if done else 0
-        print("resuming from step", start, flush=True)
-        with open(ck / "log.txt", "a") as log:
-            log.write(f"start {start}\\n")
-        for step in range(start + 1, p["steps"] + 1):
-            (ck / f"iter_{step}").write_text(str(step))
-            print("step", step, flush=True)
-            if p.get("crash_once") and step == 2 and not pathlib.Path("crashed.flag").exists():
-                pathlib.Path("crashed.flag").write_text("1")
-                os.kill(os.getpid(), signal.SIGKILL)
-    """,
-    "evaluate.py": """
-        import json, pathlib
-        steps = len(list(pathlib.Path("ckpt").glob("iter_*")))
-        pathlib.Path("metrics").mkdir(exist_ok=True); pathlib.Path("reports").mkdir(exist_ok=True)
-        pathlib.Path("models/merged").mkdir(parents=True, exist_ok=True)
-        pathlib.Path("models/merged/weights.txt").write_text(str(steps))
-        doc = {"headline": ["heldout/call_em"], "models": {
-            "base": {"iteration": 0, "kind": "base", "heldout": {"call_em": 0.25, "n": 4}},
-            "merged": {"iteration": steps, "kind": "merged", "heldout": {"call_em": 0.75, "n": 4}}}}
-        pathlib.Path("metrics/eval.json").write_text(json.dumps(doc))
-        pathlib.Path("reports/eval.md").write_text("# eval\\n")
-        pathlib.Path("reports/mlflow_run.json").write_text(json.dumps({"status": "disabled"}))
-    """,
-    "slow.py": """
-        import pathlib, time
-        pathlib.Path("slow.started").write_text("1")
-        while pathlib.Path("slow.hold").exists():  # the lock test holds DVC's repo lock while this exists
-            time.sleep(0.2)
-        pathlib.Path("slow.out").write_text("done")
-    """,
-}
-
-
-def _dvc_yaml(py: str) -> dict:
-    return {
-        "stages": {
-            # Defined out of order on purpose: the order must come from DVC's graph, not the file.
-            "evaluate": {
-                "cmd": f"{py} evaluate.py",
-                "deps": ["evaluate.py", "ckpt"],
-                "outs": ["models/merged", "reports/eval.md"],
-                "metrics": [{"metrics/eval.json": {"cache": False}}],
-            },
-            "prepare": {
-                "cmd": f"{py} prepare.py",
-                "deps": ["prepare.py"],
-                "params": ["prepare"],
-                "outs": ["data.txt"],
-            },
-            "train": {
-                "cmd": f"{py} train.py",
-                "deps": ["train.py", "data.txt"],
-                "params": ["train"],
-                "outs": [{"ckpt": {"persist": True}}],
-            },
-            "slow": {"cmd": f"{py} slow.py", "deps": ["slow.py"], "outs": ["slow.out"]},
-        }
-    }
-
-
-def make_project(root: Path) -> Path:
-    """A real git + DVC project with four trivial stages; returns its root."""
-    root.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    subprocess.run([*DVC, "init", "-q"], cwd=root, check=True)
-    for name, body in SCRIPTS.items():
-        (root / name).write_text(textwrap.dedent(body))
-    (root / "params.yaml").write_text("# toy params\nprepare:\n  n: 3  # characters\ntrain:\n  steps: 4\n")
-    (root / "dvc.yaml").write_text(yaml.safe_dump(_dvc_yaml(sys.executable), sort_keys=False))
-    return root
+from toy_dvc_project import DVC, make_project  # noqa: E402
 
 
 def dvc_dry_order(root: Path, *target: str) -> list[str]:
@@ -144,13 +54,9 @@ def project(tmp_path) -> Path:
 
 
 def _run(flow_kwargs: dict):
-    from prefect.logging.handlers import APILogHandler
-
     from flows.pipeline import agentune_pipeline
 
-    state = agentune_pipeline(**flow_kwargs, return_state=True)
-    APILogHandler.flush()
-    return state
+    return agentune_pipeline(**flow_kwargs, return_state=True)
 
 
 def _task_runs(flow_run_id) -> list:
@@ -254,9 +160,8 @@ def test_flow_runs_stages_through_dvc_and_resumes_a_crashed_stage(prefect_api, p
     table = by_key["agentune-eval-metrics"].data
     table = json.loads(table) if isinstance(table, str) else table
     assert table == [{"metric": "heldout/call_em", "base": 0.25, "merged": 0.75, "delta": 0.5, "n": 4}]
-    assert by_key["agentune-merged-model"].type == "link"
     assert (project / "models" / "merged").as_uri() in by_key["agentune-merged-model"].data
-    md5 = lock["stages"]["evaluate"]["outs"][0]["md5"]
+    md5 = next(o["md5"] for o in lock["stages"]["evaluate"]["outs"] if o["path"] == "models/merged")
     assert md5[:12] in by_key["agentune-merged-model"].data
 
 
@@ -309,7 +214,7 @@ def test_a_run_waits_for_the_dvc_lock_then_fails_clearly_and_leaves_dvc_lock_int
             time.sleep(0.2)
         state = _run(dict(repo=str(project), target="train", force=True, lock_timeout_s=4))
         assert state.is_failed()
-        assert "another DVC process holds the repo lock" in state.message
+        assert "another DVC process holds a lock stage 'prepare' needs" in state.message
         assert (project / "dvc.lock").read_bytes() == lock_before
     finally:
         (project / "slow.hold").unlink()

@@ -55,8 +55,12 @@ def test_spec_matches_the_python_function(name):
 
 
 def test_reference_scenarios_compute_true_results():
-    fn = execute("get_flight_number", {"departure": "Beijing", "destination": "Shanghai", "date": "2024-07-01"})
-    assert fn == execute("get_flight_number", {"departure": "Beijing", "destination": "Shanghai", "date": "2024-07-01"})
+    fn = execute(
+        "get_flight_number", {"departure": "Beijing", "destination": "Shanghai", "date": "2024-07-01"}
+    )
+    assert fn == execute(
+        "get_flight_number", {"departure": "Beijing", "destination": "Shanghai", "date": "2024-07-01"}
+    )
     assert isinstance(execute("get_ticket_price", {"flight_number": fn, "date": "2024-07-01"}), int)
     assert "InternLM2 Technical Report" in execute(
         "ArxivSearch.get_arxiv_article_information", {"query": "InternLM2 Technical Report"}
@@ -110,7 +114,11 @@ def check_react(rec: dict) -> Counter:
 
 def test_react_files_follow_the_protocol():
     kinds = Counter()
-    for name in ("toolbench_react_10p.jsonl", "agent_instruct_react.jsonl", "toolbench_instruct_j1s1_3k.jsonl"):
+    for name in (
+        "toolbench_react_10p.jsonl",
+        "agent_instruct_react.jsonl",
+        "toolbench_instruct_j1s1_3k.jsonl",
+    ):
         for rec in records(name, 150):
             normalize(rec)  # valid for the converter: roles, order, non-empty content, loss
             kinds += check_react(rec)
@@ -124,13 +132,25 @@ def test_single_turn_records_end_on_the_call():
 
 
 def test_multi_step_records_feed_results_back():
-    multi = [r for r in records("agent_instruct_react.jsonl", 200) if sum(
-        protocol.parse_reply(m["content"]).kind == "call" for m in r["conversation"] if m["role"] == "assistant") >= 2]
+    multi = [
+        r
+        for r in records("agent_instruct_react.jsonl", 200)
+        if sum(
+            protocol.parse_reply(m["content"]).kind == "call"
+            for m in r["conversation"]
+            if m["role"] == "assistant"
+        )
+        >= 2
+    ]
     assert len(multi) > 100
     for rec in multi:
         check_react(rec)
-    names = {protocol.parse_reply(m["content"]).action for r in multi for m in r["conversation"]
-             if m["role"] == "assistant"}
+    names = {
+        protocol.parse_reply(m["content"]).action
+        for r in multi
+        for m in r["conversation"]
+        if m["role"] == "assistant"
+    }
     assert {"calculator", "get_flight_number", "get_ticket_price"} <= names
 
 
@@ -158,15 +178,23 @@ def test_tool_lists_and_values_vary():
     called = Counter(protocol.parse_reply(r["conversation"][-1]["content"]).action for r in recs)
     assert len(called) >= 25
     # the called tool sits at different positions of the offered list
-    positions = Counter(offered(r["conversation"][0]["content"]).index(
-        protocol.parse_reply(r["conversation"][-1]["content"]).action) for r in recs)
+    positions = Counter(
+        offered(r["conversation"][0]["content"]).index(
+            protocol.parse_reply(r["conversation"][-1]["content"]).action
+        )
+        for r in recs
+    )
     assert len(positions) >= 4
     args = [r["conversation"][-1]["content"] for r in recs]
     assert len(set(args)) > 0.85 * len(args)  # argument values vary (small pools repeat a few)
 
 
 def test_tflan_records_are_plain_chat():
-    for name in ("agent_instruct_tflan.jsonl", "toolbench_tflan_60p_r10r5u7.jsonl", "toolbench_tflan_cot_30p.jsonl"):
+    for name in (
+        "agent_instruct_tflan.jsonl",
+        "toolbench_tflan_60p_r10r5u7.jsonl",
+        "toolbench_tflan_cot_30p.jsonl",
+    ):
         for rec in records(name, 30):
             conv = rec["conversation"]
             assert conv[0]["content"] in sample_data.PLAIN_SYSTEM

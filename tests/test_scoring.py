@@ -65,9 +65,12 @@ def test_final_answer_and_irrelevance():
     assert v["no_hallucinated_response"] is None
     irr = Expected(name=None, irrelevant=True)
     assert score(final, irr)["irrelevance_no_call"] == 1.0
-    assert score(protocol.format_call("x", "calculator", {"a": 1, "b": 2, "operator": "+"}), irr)[
-        "irrelevance_no_call"
-    ] == 0.0
+    assert (
+        score(protocol.format_call("x", "calculator", {"a": 1, "b": 2, "operator": "+"}), irr)[
+            "irrelevance_no_call"
+        ]
+        == 0.0
+    )
 
 
 @pytest.mark.parametrize("garbage", ["", "\x00\x01 ����", "Action:", "Action Input: {}", "Thought: hmm"])
@@ -128,8 +131,15 @@ def test_heldout_samples_from_reference_turns(tmp_path):
     samples = load_heldout(path, 100)
     assert len(samples) == 6  # a call turn and a final turn per record
     call = samples[0]
-    assert call.expected.name == "calculator" and call.expected.args == {"a": [3], "b": [4], "operator": ["+"]}
-    assert call.messages[-1]["role"] == "user" and tools_from_system(call.messages[0]["content"])[0]["name"] == "calculator"
+    assert call.expected.name == "calculator" and call.expected.args == {
+        "a": [3],
+        "b": [4],
+        "operator": ["+"],
+    }
+    assert (
+        call.messages[-1]["role"] == "user"
+        and tools_from_system(call.messages[0]["content"])[0]["name"] == "calculator"
+    )
     assert samples[1].expected.name is None and not samples[1].expected.irrelevant  # final after a Response
 
 
@@ -163,8 +173,12 @@ def test_scenario_tool_error_is_a_failed_step_not_a_crash(monkeypatch):
         raise RuntimeError("tool exploded")
 
     real = eval_suites.scenario_tools()
-    monkeypatch.setattr(eval_suites, "scenario_tools", lambda: {**real, "calculator": (real["calculator"][0], boom)})
-    sc = Scenario("calc", ["calculator"], [("2+3?", [("calculator", {"a": 2, "b": 3, "operator": "+"})], "5")])
+    monkeypatch.setattr(
+        eval_suites, "scenario_tools", lambda: {**real, "calculator": (real["calculator"][0], boom)}
+    )
+    sc = Scenario(
+        "calc", ["calculator"], [("2+3?", [("calculator", {"a": 2, "b": 3, "operator": "+"})], "5")]
+    )
     replies = [protocol.format_call("add", "calculator", {"a": 2, "b": 3, "operator": "+"}),
                protocol.format_final("done", "5")]  # fmt: skip
     records, cases = run_scenarios(Replay(replies), [sc], max_turns=6)
@@ -174,7 +188,9 @@ def test_scenario_tool_error_is_a_failed_step_not_a_crash(monkeypatch):
 
 def test_turn_limit_and_answers():
     loop = [protocol.format_call("add", "calculator", {"a": 2, "b": 3, "operator": "+"})] * 3
-    sc = Scenario("calc", ["calculator"], [("2+3?", [("calculator", {"a": 2, "b": 3, "operator": "+"})], "5")])
+    sc = Scenario(
+        "calc", ["calculator"], [("2+3?", [("calculator", {"a": 2, "b": 3, "operator": "+"})], "5")]
+    )
     records, cases = run_scenarios(Replay(loop), [sc], max_turns=3)
     assert len(records) == 3 and cases[0]["e2e_success"] == 0.0
     assert _answer_found("221492.8", "It is 221,492.8.") and not _answer_found("221492.8", "221490")

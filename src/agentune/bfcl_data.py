@@ -88,7 +88,9 @@ def parse_jsonl(text: str, where: str) -> list[dict[str, Any]]:
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise StageError(f"{where}:{lineno}: not valid JSON ({exc.msg}); fix or remove the line") from None
+            raise StageError(
+                f"{where}:{lineno}: not valid JSON ({exc.msg}); fix or remove the line"
+            ) from None
         if not isinstance(rec, dict):
             raise StageError(f"{where}:{lineno}: expected a JSON object, got {type(rec).__name__}")
         out.append(rec)

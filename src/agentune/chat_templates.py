@@ -44,7 +44,10 @@ TEMPLATES: dict[str, ChatTemplate] = {
         xtuner="qwen_chat",
         jinja=CHATML_JINJA,
         special_tokens=("<|endoftext|>", "<|im_start|>", "<|im_end|>"),
-        bos=None,
+        # ChatML has no BOS of its own, but xtuner prepends `tokenizer.bos_token_id` to every sample
+        # (and fails when it is None). The document separator is the natural choice; SmolLM2's GGUF
+        # tokenizer says `<|im_start|>`, which would double the first turn's header.
+        bos="<|endoftext|>",
         eos="<|im_end|>",
         pad="<|endoftext|>",
         stop_tokens=("<|im_end|>", "<|endoftext|>"),

@@ -133,28 +133,29 @@ def normalize(obj: Any) -> tuple[str, list[dict[str, Any]]]:
     if not isinstance(rid, str) or not rid.strip():
         raise _bad("missing_id", "missing or empty string field 'id'")
     if "conversation" not in obj:
-        raise _bad("missing_conversation", "missing field 'conversation' (a list of {role, content, loss} messages)")
+        raise _bad(
+            "missing_conversation", "missing field 'conversation' (a list of {role, content, loss} messages)"
+        )
     conv = obj["conversation"]
     if not isinstance(conv, list) or not conv:
         raise _bad("bad_conversation", "'conversation' must be a non-empty list of messages")
     messages = []
     for i, m in enumerate(conv):
-        where = f"conversation[{i}]"
         if not isinstance(m, dict):
-            raise _bad("bad_message", f"{where} is not an object")
-        role = m.get("role")
+            raise _bad("bad_message", f"conversation[{i}] is not an object")
+        role, content, loss = m.get("role"), m.get("content"), m.get("loss")
         if role not in ROLES:
-            raise _bad("unknown_role", f"{where}: unknown role {role!r}; allowed: {', '.join(ROLES)}")
-        content = m.get("content")
+            raise _bad(
+                "unknown_role", f"conversation[{i}]: unknown role {role!r}; allowed: {', '.join(ROLES)}"
+            )
         if not isinstance(content, str):
-            raise _bad("bad_content", f"{where} ({role}): 'content' must be a string, got {type(content).__name__}")
-        if not content.strip():
-            raise _bad("empty_content", f"{where} ({role}): empty content")
-        loss = m.get("loss")
-        if loss is not None and not isinstance(loss, bool):
-            raise _bad("bad_loss", f"{where} ({role}): 'loss' must be true or false, got {loss!r}")
-        trained = role == "assistant" and loss is not False
-        messages.append({"role": role, "content": content, "loss": trained})
+            what = type(content).__name__
+            raise _bad("bad_content", f"conversation[{i}] ({role}): 'content' must be a string, got {what}")
+        if not content or content.isspace():
+            raise _bad("empty_content", f"conversation[{i}] ({role}): empty content")
+        if loss is not None and loss is not True and loss is not False:
+            raise _bad("bad_loss", f"conversation[{i}] ({role}): 'loss' must be true or false, got {loss!r}")
+        messages.append({"role": role, "content": content, "loss": role == "assistant" and loss is not False})
     check_turns(messages)
     return rid, messages
 
@@ -168,17 +169,29 @@ def check_turns(messages: list[dict[str, Any]]) -> None:
         raise _bad("no_trained_turn", "every assistant turn has loss=false: nothing to train on")
     first = next((i for i, r in enumerate(roles) if r != "system"), None)
     if first is None or roles[first] != "user":
-        raise _bad("turn_order", f"the first non-system turn must be 'user', got {roles[first] if first is not None else 'none'!r}")
+        raise _bad(
+            "turn_order",
+            f"the first non-system turn must be 'user', got {roles[first] if first is not None else 'none'!r}",
+        )
     for i in range(1, len(roles)):
         if roles[i] == "assistant" and roles[i - 1] == "assistant":
-            raise _bad("turn_order", f"conversation[{i}]: two assistant turns in a row (no user turn between them)")
+            raise _bad(
+                "turn_order", f"conversation[{i}]: two assistant turns in a row (no user turn between them)"
+            )
     if roles[-1] != "assistant":
-        raise _bad("turn_order", f"the conversation ends with a {roles[-1]!r} turn, which would never be answered or trained")
+        raise _bad(
+            "turn_order",
+            f"the conversation ends with a {roles[-1]!r} turn, which would never be answered or trained",
+        )
 
 
 def heldout_bucket(rid: str) -> int:
-    """A stable bucket in [0, 1000) from the record id."""
-    return int.from_bytes(hashlib.sha256(rid.encode("utf-8")).digest()[:8], "big") % 1000
+    """A stable bucket in [0, 1000) from the record id: sha256(id), first 8 bytes, mod 1000."""
+    return _bucket(hashlib.sha256(rid.encode("utf-8")).digest())
+
+
+def _bucket(digest: bytes) -> int:
+    return int.from_bytes(digest[:8], "big") % 1000
 
 
 def is_heldout(rid: str, fraction: float) -> bool:
@@ -205,7 +218,14 @@ def percentiles(values: list[int]) -> dict[str, float | int]:
     def p(q: float) -> int:
         return v[max(0, math.ceil(q / 100 * len(v)) - 1)]
 
-    return {"n": len(v), "p50": p(50), "p90": p(90), "p99": p(99), "max": v[-1], "mean": round(sum(v) / len(v), 1)}
+    return {
+        "n": len(v),
+        "p50": p(50),
+        "p90": p(90),
+        "p99": p(99),
+        "max": v[-1],
+        "mean": round(sum(v) / len(v), 1),
+    }
 
 
 def token_lengths(base_dir: Path, samples: list[list[dict[str, Any]]]) -> dict[str, Any]:
@@ -245,26 +265,76 @@ def _check_inputs(cfg: Config) -> list[Path]:
 
         base = model_path(cfg.base_model)
         if not (base / "tokenizer_config.json").is_file():
-            raise StageError(f"{base}: no tokenizer_config.json; rebuild the base model (`agentune base_model`)")
+            raise StageError(
+                f"{base}: no tokenizer_config.json; rebuild the base model (`agentune base_model`)"
+            )
     return files
+
+
+class _Batches:
+    """Rows collected into typed Arrow batches (one C++ conversion per batch, not per row)."""
+
+    def __init__(self, path: Path, size: int = 2000):
+        import pyarrow as pa
+        from datasets.arrow_writer import ArrowWriter
+
+        self.pa = pa
+        self.features = _features()
+        self.type = self.features.arrow_schema.field("messages").type
+        self.writer = ArrowWriter(features=self.features, path=str(path), writer_batch_size=size)
+        self.size, self.ids, self.messages = size, [], []
+
+    def add(self, rid: str, messages: list[dict[str, Any]]) -> None:
+        self.ids.append(rid)
+        self.messages.append(messages)
+        if len(self.ids) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.ids:
+            pa = self.pa
+            table = pa.table(
+                {"id": pa.array(self.ids, pa.string()), "messages": pa.array(self.messages, self.type)}
+            )
+            self.writer.write_table(table)
+            self.ids, self.messages = [], []
+
+    def finish(self) -> int:
+        self.flush()
+        n, _ = self.writer.finalize()
+        return n
+
+
+def parse_line(line: bytes) -> tuple[str, list[dict[str, Any]]]:
+    """One JSONL line -> (id, messages); BadRecord (with the id when one can be read) if it is invalid."""
+    import orjson
+
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise _bad("invalid_json", f"invalid JSON: {exc}") from None
+    return normalize(obj)
 
 
 def run(cfg: Config) -> None:
     """Validate the raw files and write the converted dataset, the held-out slice and the metrics."""
+    import orjson
     from datasets import Dataset, DatasetInfo
-    from datasets.arrow_writer import ArrowWriter
     from datasets.table import MemoryMappedTable
     from tqdm import tqdm
 
+    from agentune.io import sha256_file
+
     files = _check_inputs(cfg)
     stats = Stats()
+    roles = dict.fromkeys((*ROLES, "assistant_trained"), 0)
     seen: dict[str, tuple[str, int]] = {}
-    fingerprint = hashlib.sha256()
     heldout_hash = hashlib.sha256()
     token_heap: list[tuple[int, str, list[dict[str, Any]]]] = []  # the records with the smallest hash
     total_bytes = sum(p.stat().st_size for p in files)
+    held_below = round(cfg.heldout_fraction * 1000)
 
-    with atomic_file(cfg.heldout_out) as heldout_fh, atomic_dir(cfg.out) as out:
+    with atomic_file(cfg.heldout_out, "wb") as heldout_fh, atomic_dir(cfg.out) as out:
         build = out / ".build"
         build.mkdir()
         rejects_fh = open(out / REJECTS, "w", encoding="utf-8") if cfg.on_error == "skip" else None
@@ -279,93 +349,110 @@ def run(cfg: Config) -> None:
                 )
             rejects_fh.write(json.dumps(r.__dict__, ensure_ascii=False) + "\n")
 
-        writer = ArrowWriter(features=_features(), path=str(build / "shard.arrow"), writer_batch_size=1000)
+        batches = _Batches(build / "shard.arrow")
         try:
             with tqdm(total=total_bytes, desc="convert", unit="B", unit_scale=True, mininterval=1.0) as bar:
                 for path in files:
                     name = path.name
+                    done = 0
                     with open(path, "rb") as fh:
                         for no, line, size, head in read_lines(fh, cfg.max_line_bytes):
-                            bar.update(size)
+                            done += size
+                            if no % 1000 == 0:
+                                bar.update(done)
+                                done = 0
                             stats.lines[name] += 1
-                            excerpt = head.decode("utf-8", "replace")[:EXCERPT_CHARS]
                             if line is None:
-                                reject(Reject(name, no, guess_id(head), "line_too_long", f"line is {size} bytes, longer than "
-                                              f"convert.max_line_bytes={cfg.max_line_bytes}", excerpt, size))
+                                reason = f"line is {size} bytes, longer than convert.max_line_bytes={cfg.max_line_bytes}"
+                                reject(
+                                    Reject(
+                                        name, no, guess_id(head), "line_too_long", reason, _text(head), size
+                                    )
+                                )
                                 continue
                             if not line.strip():
                                 stats.lines[name] -= 1
                                 stats.blank_lines += 1
                                 continue
-                            rid = guess_id(head)
                             try:
-                                try:
-                                    obj = json.loads(line)
-                                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                                    raise _bad("invalid_json", f"invalid JSON: {exc}") from None
-                                rid = obj.get("id") if isinstance(obj, dict) else None
-                                rid = rid if isinstance(rid, str) and rid.strip() else None
-                                rid, messages = normalize(obj)
+                                rid, messages = parse_line(line)
                                 if rid in seen:
                                     f0, l0 = seen[rid]
-                                    raise _bad("duplicate_id", f"duplicate id (first seen at {cfg.raw_dir / f0}:{l0})")
+                                    raise _bad(
+                                        "duplicate_id",
+                                        f"duplicate id (first seen at {cfg.raw_dir / f0}:{l0})",
+                                    )
                             except BadRecord as exc:
-                                reject(Reject(name, no, rid, exc.kind, str(exc), excerpt, size))
+                                reject(
+                                    Reject(name, no, guess_id(head), exc.kind, str(exc), _text(head), size)
+                                )
                                 continue
                             seen[rid] = (name, no)
                             stats.kept[name] += 1
                             for m in messages:
-                                stats.roles[m["role"]] += 1
-                                stats.roles["assistant_trained"] += m["role"] == "assistant" and m["loss"]
-                            row = {"id": rid, "messages": messages}
-                            canon = json.dumps(row, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-                            if is_heldout(rid, cfg.heldout_fraction):
+                                roles[m["role"]] += 1
+                                roles["assistant_trained"] += m["loss"]
+                            digest = hashlib.sha256(rid.encode("utf-8")).digest()
+                            if _bucket(digest) < held_below:
                                 stats.heldout[name] += 1
-                                heldout_fh.write(json.dumps({"id": rid, "conversation": messages},
-                                                            ensure_ascii=False) + "\n")
-                                heldout_hash.update(canon.encode() + b"\n")
+                                out_line = orjson.dumps({"id": rid, "conversation": messages}) + b"\n"
+                                heldout_fh.write(out_line)
+                                heldout_hash.update(out_line)
                                 continue
-                            writer.write(row)
-                            fingerprint.update(canon.encode() + b"\n")
+                            batches.add(rid, messages)
                             if cfg.token_stats_records:
-                                key = -int.from_bytes(hashlib.sha256(rid.encode()).digest()[:8], "big")
-                                item = (key, rid, messages)
+                                item = (-int.from_bytes(digest[8:16], "big"), rid, messages)
                                 if len(token_heap) < cfg.token_stats_records:
                                     heapq.heappush(token_heap, item)
-                                elif key > token_heap[0][0]:
+                                elif item[0] > token_heap[0][0]:
                                     heapq.heapreplace(token_heap, item)
+                    bar.update(done)
                     if stats.lines[name] == 0:
                         reject(Reject(name, 0, None, "empty_file", "empty file: no records", "", 0))
-            n_train, _ = writer.finalize()
+            n_train = batches.finish()
         finally:
-            writer.close()
+            batches.writer.close()
             if rejects_fh is not None:
                 rejects_fh.close()
         if n_train == 0:
-            raise StageError(f"convert: no training records left from {cfg.raw_dir} (all rejected or held out)")
+            raise StageError(
+                f"convert: no training records left from {cfg.raw_dir} (all rejected or held out)"
+            )
 
-        fp = fingerprint.hexdigest()
+        # The rows are in canonical order (files sorted by name, lines in order) and the Arrow bytes
+        # are deterministic, so their hash identifies the training set whatever the directory order.
+        fp = sha256_file(build / "shard.arrow")
         table = MemoryMappedTable.from_file(str(build / "shard.arrow"))
-        ds = Dataset(table, info=DatasetInfo(features=_features()), fingerprint=fp[:16])
+        ds = Dataset(table, info=DatasetInfo(features=batches.features), fingerprint=fp[:16])
         ds.save_to_disk(str(out))
         del ds, table
         (build / "shard.arrow").unlink()
         build.rmdir()
 
-        tokens = {"n": 0}
+        tokens: dict[str, Any] = {"n": 0}
         if token_heap:
             samples = [msgs for _, _, msgs in sorted(token_heap, key=lambda t: t[1])]
             tokens = token_lengths(cfg.base_model, samples)
 
+        stats.roles.update(roles)
         metrics = _metrics(stats, files, n_train, tokens, fp, heldout_hash.hexdigest())
         write_json(out / PROVENANCE, {"config": cfg.model_dump(mode="json"), **metrics})
 
     write_json(cfg.metrics_out, metrics)
     log.info(
         "convert: %d train, %d held out, %d rejected; tokens p50=%s p99=%s max=%s -> %s",
-        n_train, metrics["heldout"], metrics["rejected"], tokens.get("p50"), tokens.get("p99"),
-        tokens.get("max"), cfg.out,
+        n_train,
+        metrics["heldout"],
+        metrics["rejected"],
+        tokens.get("p50"),
+        tokens.get("p99"),
+        tokens.get("max"),
+        cfg.out,
     )
+
+
+def _text(head: bytes) -> str:
+    return head.decode("utf-8", "replace")[:EXCERPT_CHARS]
 
 
 def _metrics(stats: Stats, files: list[Path], n_train: int, tokens: dict, fp: str, heldout_fp: str) -> dict:

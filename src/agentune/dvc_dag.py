@@ -19,8 +19,9 @@ from pathlib import Path
 
 from agentune.errors import StageError
 
-#: What DVC prints when another DVC process holds the repo lock (`.dvc/tmp/lock`).
-DVC_LOCK_MESSAGE = "Unable to acquire lock"
+#: What DVC prints when another DVC process holds the repo lock (`.dvc/tmp/lock`, held while DVC checks
+#: and commits) or a read/write lock on a stage's deps/outs (`.dvc/tmp/rwlock`, held while a stage runs).
+DVC_LOCK_MESSAGES = ("Unable to acquire lock", "is busy, it is being blocked by")
 #: `agentune <stage>` exits 2 on a config error: a retry cannot fix it.
 CONFIG_ERROR_EXIT = 2
 _EXITED = re.compile(r"exited with (-?\d+)")
@@ -163,15 +164,16 @@ def repro_stage(
         if rc == 0:
             return tail
         text = "\n".join(tail)
-        if DVC_LOCK_MESSAGE in text:
+        if any(m in text for m in DVC_LOCK_MESSAGES):
             if time.monotonic() >= deadline:
+                blocker = next((ln.strip() for ln in tail if "(PID" in ln), "")
                 raise LockTimeout(
-                    f"{root}: another DVC process holds the repo lock (.dvc/tmp/lock); waited "
-                    f"{lock_timeout_s:.0f}s for stage '{stage}'. Wait for the other run to finish (or raise "
-                    "lock_timeout_s); if no DVC process is running, the lock is stale: see "
-                    "https://dvc.org/doc/user-guide/troubleshooting#lock-issue"
+                    f"{root}: another DVC process holds a lock stage '{stage}' needs (.dvc/tmp/lock or "
+                    f".dvc/tmp/rwlock){': ' + blocker if blocker else ''}; waited {lock_timeout_s:.0f}s. "
+                    "Wait for the other run to finish (or raise lock_timeout_s); if no DVC process is running, "
+                    "the lock is stale: see https://dvc.org/doc/user-guide/troubleshooting#lock-issue"
                 )
-            on_line(f"[agentune] DVC repo lock is held by another process; retrying in {poll_s:.0f}s")
+            on_line(f"[agentune] a DVC lock is held by another process; retrying in {poll_s:.0f}s")
             time.sleep(poll_s)
             continue
         codes = _EXITED.findall(text)

@@ -35,8 +35,14 @@ def write_metrics(path: Path, results: dict[str, Any], meta: dict[str, Any]) -> 
     """metrics/eval.json: per model and suite the rates with their n, deltas, timing, resolved config."""
     doc = {
         "models": {
-            name: {"iteration": r["iteration"], "kind": r["kind"], "seconds": r["seconds"],
-                   "tokens_per_s": r["tokens_per_s"], "mean_gen_tokens": r["mean_gen_tokens"], **r["suites"]}
+            name: {
+                "iteration": r["iteration"],
+                "kind": r["kind"],
+                "seconds": r["seconds"],
+                "tokens_per_s": r["tokens_per_s"],
+                "mean_gen_tokens": r["mean_gen_tokens"],
+                **r["suites"],
+            }
             for name, r in results.items()
         },  # fmt: skip
         "delta_merged_minus_base": deltas(results),
@@ -81,7 +87,9 @@ def mcnemar(base: list[float], after: list[float]) -> tuple[int, int, float]:
     return b, c, min(1.0, p)
 
 
-def bootstrap_ci(base: list[float], after: list[float], reps: int = 1000, seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    base: list[float], after: list[float], reps: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """95% paired bootstrap interval of mean(after - base)."""
     diffs = [a - b for a, b in zip(after, base, strict=True)]
     if not diffs:
@@ -114,7 +122,11 @@ def plot_charts(report_dir: Path, results: dict[str, Any], headline: list[str]) 
     for m in headline:
         suite, metric = m.split("/", 1)
         xs = [it for it, r in ckpts if r["suites"].get(suite, {}).get(metric) is not None]
-        ys = [r["suites"][suite][metric] for it, r in ckpts if r["suites"].get(suite, {}).get(metric) is not None]
+        ys = [
+            r["suites"][suite][metric]
+            for it, r in ckpts
+            if r["suites"].get(suite, {}).get(metric) is not None
+        ]
         if xs:
             ax.plot(xs, ys, marker="o", label=m)
     ax.set_xlabel("training iteration (base = 0)")
@@ -127,9 +139,9 @@ def plot_charts(report_dir: Path, results: dict[str, Any], headline: list[str]) 
     fig.savefig(paths[-1], dpi=100)
     plt.close(fig)
 
+    fig, ax = plt.subplots(figsize=(7, 4))
     if "base" in results and len(results) > 1:
         after = "merged" if "merged" in results else list(results)[-1]
-        fig, ax = plt.subplots(figsize=(7, 4))
         labels, bv, av = [], [], []
         for m in headline:
             suite, metric = m.split("/", 1)
@@ -146,10 +158,12 @@ def plot_charts(report_dir: Path, results: dict[str, Any], headline: list[str]) 
         ax.set_ylim(0, 1.05)
         ax.legend()
         ax.set_title(f"base vs {after}")
-        fig.tight_layout()
-        paths.append(report_dir / "eval_before_after.png")
-        fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
+    else:
+        ax.set_title("before/after: needs the base and a fine-tuned model")
+    fig.tight_layout()
+    paths.append(report_dir / "eval_before_after.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
     return paths
 
 
@@ -191,7 +205,9 @@ def write_report(path: Path, results: dict[str, Any], samples: dict[str, list[di
     parts = ["# Evaluation", ""]
     parts.append(f"Backend: `{meta.get('backend')}`; greedy decoding; max_new_tokens {meta.get('max_new_tokens')}; "
                  "the same byte-identical prompts for every model.")  # fmt: skip
-    parts.append("Suites and sample counts: " + ", ".join(f"{s} n={n}" for s, n in meta.get("suite_n", {}).items()))
+    parts.append(
+        "Suites and sample counts: " + ", ".join(f"{s} n={n}" for s, n in meta.get("suite_n", {}).items())
+    )
     parts += ["", "## Before / after", "", before_after_table(results, samples), ""]
     parts += ["## Every model", "", "| model | iteration | seconds | tokens/s | mean gen tokens | "
               + " | ".join(meta.get("headline", [])) + " |",

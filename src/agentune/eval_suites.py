@@ -54,8 +54,13 @@ def record(sample_id: str, suite: str, step: int, gen, exp: Expected, extra: dic
         "output": gen.text,
         "stopped": gen.stopped,
         "n_tokens": gen.n_tokens,
-        "parsed": {"kind": parsed.kind, "action": parsed.action, "args": parsed.args,
-                   "hallucinated": parsed.hallucinated, "problems": parsed.problems},  # fmt: skip
+        "parsed": {
+            "kind": parsed.kind,
+            "action": parsed.action,
+            "args": parsed.args,
+            "hallucinated": parsed.hallucinated,
+            "problems": parsed.problems,
+        },  # fmt: skip
         "expected": {"name": exp.name, "args": exp.args, "irrelevant": exp.irrelevant},
         "verdicts": score_sample(parsed, exp, gen.stopped),
         **(extra or {}),
@@ -146,7 +151,12 @@ def scenario_tools() -> dict[str, tuple[dict[str, Any], Any]]:
     """The scenario tools (spec, callable) from the sample tool catalogue."""
     from agentune.sample_tools import REGISTRY
 
-    names = ("get_flight_number", "get_ticket_price", "calculator", "ArxivSearch.get_arxiv_article_information")
+    names = (
+        "get_flight_number",
+        "get_ticket_price",
+        "calculator",
+        "ArxivSearch.get_arxiv_article_information",
+    )
     return {n: REGISTRY[n] for n in names}
 
 
@@ -181,8 +191,11 @@ def reference_scenarios() -> list[Scenario]:
                 sid,
                 ["get_flight_number", "get_ticket_price"],
                 [
-                    (q1.format(dep=dep, dst=dst, day=day),
-                     [("get_flight_number", {"departure": dep, "destination": dst, "date": day})], fn),
+                    (
+                        q1.format(dep=dep, dst=dst, day=day),
+                        [("get_flight_number", {"departure": dep, "destination": dst, "date": day})],
+                        fn,
+                    ),
                     (q2, [("get_ticket_price", {"flight_number": fn, "date": day})], str(cost)),
                 ],
             )  # fmt: skip
@@ -198,14 +211,30 @@ def reference_scenarios() -> list[Scenario]:
         out.append(Scenario(sid, ["calculator"], [(question, calls, _number(answer))]))
     arxiv = "ArxivSearch.get_arxiv_article_information"
     out.append(
-        Scenario("arxiv_internlm2", [arxiv],
-                 [("Please help me search the InternLM2 Technical Report.",
-                   [(arxiv, {"query": "InternLM2 Technical Report"})], "InternLM2")])  # fmt: skip
+        Scenario(
+            "arxiv_internlm2",
+            [arxiv],
+            [
+                (
+                    "Please help me search the InternLM2 Technical Report.",
+                    [(arxiv, {"query": "InternLM2 Technical Report"})],
+                    "InternLM2",
+                )
+            ],
+        )  # fmt: skip
     )
     out.append(
-        Scenario("arxiv_lora", [arxiv],
-                 [("Look up the arXiv paper 'LoRA: Low-Rank Adaptation of Large Language Models' for me.",
-                   [(arxiv, {"query": "LoRA: Low-Rank Adaptation of Large Language Models"})], "2106.09685")])  # fmt: skip
+        Scenario(
+            "arxiv_lora",
+            [arxiv],
+            [
+                (
+                    "Look up the arXiv paper 'LoRA: Low-Rank Adaptation of Large Language Models' for me.",
+                    [(arxiv, {"query": "LoRA: Low-Rank Adaptation of Large Language Models"})],
+                    "2106.09685",
+                )
+            ],
+        )  # fmt: skip
     )
     return out
 
@@ -260,7 +289,9 @@ def run_scenarios(backend, scenarios: list[Scenario], max_turns: int) -> tuple[l
         for st, gen in zip(active, gens, strict=True):
             _advance(st, gen, catalogue, max_turns)
     records = [r for s in states for r in s.records]
-    cases = [{"suite": "scenarios", "id": s.sc.id, "e2e_success": float(s.ok), "steps": s.steps} for s in states]
+    cases = [
+        {"suite": "scenarios", "id": s.sc.id, "e2e_success": float(s.ok), "steps": s.steps} for s in states
+    ]
     return records, cases
 
 
@@ -283,7 +314,10 @@ def _advance(st: _State, gen, catalogue, max_turns: int) -> None:
             st.ok = False
         st.call_idx += 1
         st.messages += [
-            {"role": "assistant", "content": protocol.format_call(parsed.thought or "", parsed.action, parsed.args)},
+            {
+                "role": "assistant",
+                "content": protocol.format_call(parsed.thought or "", parsed.action, parsed.args),
+            },
             {"role": "user", "content": protocol.format_response(result)},
         ]
     elif parsed.kind == "final":

@@ -119,7 +119,11 @@ def discover_models(cfg: Config) -> list[dict]:
         models[1:] = sorted(models[1:], key=lambda m: m["iteration"])
         last_iter = max((m["iteration"] for m in models if m["kind"] == "checkpoint"), default=0)
     if "merged" in cfg.models and cfg.merged.is_dir():
-        info = read_json(cfg.merged / "agentune_merged.json") if (cfg.merged / "agentune_merged.json").is_file() else {}
+        info = (
+            read_json(cfg.merged / "agentune_merged.json")
+            if (cfg.merged / "agentune_merged.json").is_file()
+            else {}
+        )
         it = int(info.get("iteration", last_iter) or last_iter)
         models.append({"name": "merged", "kind": "merged", "iteration": it, "dir": cfg.merged})
     return models
@@ -173,7 +177,9 @@ def make_backend(cfg: Config, base_path: Path, template):
 
     if cfg.backend == "endpoint":
         e = cfg.endpoint
-        return generation.EndpointBackend(e.base_url, e.model, e.api_key_env, e.tool_mode, cfg.max_new_tokens, e.timeout_s)
+        return generation.EndpointBackend(
+            e.base_url, e.model, e.api_key_env, e.tool_mode, cfg.max_new_tokens, e.timeout_s
+        )
     return generation.LocalBackend(
         base_path, template, cfg.local.batch_size, cfg.max_new_tokens, cfg.local.device, cfg.local.dtype
     )
@@ -195,7 +201,12 @@ def run(cfg: Config) -> None:
                                                                       "iteration": 0, "dir": None}]  # fmt: skip
     if not models:
         raise StageError(f"nothing to evaluate: evaluate.models={cfg.models} found no model directories")
-    log.info("evaluating %s on %d prompts + %d scenarios", [m["name"] for m in models], len(samples), len(scenarios))
+    log.info(
+        "evaluating %s on %d prompts + %d scenarios",
+        [m["name"] for m in models],
+        len(samples),
+        len(scenarios),
+    )
 
     results, per_sample, backend = {}, {}, None
     for m in models:
@@ -242,10 +253,17 @@ def run(cfg: Config) -> None:
         params_doc = {**params_doc, "evaluate": meta["config"]}
         try:
             tracking_info = tracking.log_evaluation(
-                cfg.mlflow, results, per_sample, dirs, [cfg.metrics_out, report / "eval.md", *charts], params_doc
+                cfg.mlflow,
+                results,
+                per_sample,
+                dirs,
+                [cfg.metrics_out, report / "eval.md", *charts],
+                params_doc,
             )
             tracking_info["status"] = "logged"
-            log.info("MLflow: parent run %s at %s", tracking_info["parent_run_id"], tracking_info["tracking_uri"])
+            log.info(
+                "MLflow: parent run %s at %s", tracking_info["parent_run_id"], tracking_info["tracking_uri"]
+            )
         except tracking.TrackingUnavailable as exc:
             msg = f"{exc}\n{cfg.metrics_out} and {report}/eval.md are written and intact; nothing was sent to MLflow."
             write_json(report / "mlflow_run.json", {"status": "unreachable", "error": str(exc)})

@@ -170,6 +170,8 @@ def write_model_files(base_path: Path, out: Path, template, dtype: str) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(str(base_path), trust_remote_code=False)
     if not tokenizer.chat_template:
         tokenizer.chat_template = template.jinja
+    # `generate(**tokenizer(text))` must work: causal LMs take no token_type_ids
+    tokenizer.model_input_names = tokenizer.init_kwargs["model_input_names"] = ["input_ids", "attention_mask"]
     tokenizer.save_pretrained(str(out))
 
     eos = stop_token_ids(tokenizer, template)

@@ -214,13 +214,21 @@ def react_to_openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, A
                 pending = f"call_{k}"
                 fn = {"name": parsed.action, "arguments": json.dumps(parsed.args)}
                 out.append(
-                    {"role": "assistant", "content": parsed.thought or "", "tool_calls": [
-                        {"id": pending, "type": "function", "function": fn}
-                    ]}
+                    {
+                        "role": "assistant",
+                        "content": parsed.thought or "",
+                        "tool_calls": [{"id": pending, "type": "function", "function": fn}],
+                    }
                 )
                 continue
         if role == "user" and pending and content.startswith(protocol.RESPONSE):
-            out.append({"role": "tool", "tool_call_id": pending, "content": content[len(protocol.RESPONSE) :].strip()})
+            out.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": pending,
+                    "content": content[len(protocol.RESPONSE) :].strip(),
+                }
+            )
             pending = None
             continue
         pending = None
@@ -237,7 +245,9 @@ def openai_reply_to_text(message: dict[str, Any]) -> str:
     fn = calls[0].get("function", {})
     raw = fn.get("arguments", "")
     thought = content.strip().replace("\n", " ") or "call the tool"
-    return f"{protocol.THOUGHT} {thought}\n{protocol.ACTION} {fn.get('name', '')}\n{protocol.ACTION_INPUT} {raw}"
+    return (
+        f"{protocol.THOUGHT} {thought}\n{protocol.ACTION} {fn.get('name', '')}\n{protocol.ACTION_INPUT} {raw}"
+    )
 
 
 class EndpointBackend:
@@ -296,6 +306,8 @@ class EndpointBackend:
             text = openai_reply_to_text(choice.get("message") or {})
             usage = data.get("usage") or {}
             stopped = choice.get("finish_reason") in ("stop", "tool_calls")
-            out.append(Generation(text=text, stopped=stopped, n_tokens=int(usage.get("completion_tokens", 0))))
+            out.append(
+                Generation(text=text, stopped=stopped, n_tokens=int(usage.get("completion_tokens", 0)))
+            )
             log.debug("endpoint reply in %.2fs", time.perf_counter() - t0)
         return out

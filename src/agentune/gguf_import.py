@@ -101,13 +101,16 @@ def fix_special_tokens(tokenizer, model, template: str = TEMPLATE) -> None:
     missing = [t for t in (*tpl.special_tokens, tpl.eos, tpl.pad) if t not in vocab]
     if missing:
         raise StageError(f"GGUF tokenizer lacks the {template} special tokens {missing}")
+    ids = tokenizer.convert_tokens_to_ids
     tokenizer.eos_token = tpl.eos
+    if tpl.bos:
+        tokenizer.bos_token = tpl.bos
+        model.config.bos_token_id = ids(tpl.bos)
     tokenizer.pad_token = tpl.pad
     # The GGUF tokenizer is a LlamaTokenizerFast that prepends bos (<|im_start|>) to every encode();
     # SmolLM2's own GPT-2 tokenizer does not: the chat template alone places <|im_start|>.
     tokenizer.add_bos_token = False
     tokenizer.padding_side = "left"
-    ids = tokenizer.convert_tokens_to_ids
     model.config.eos_token_id = ids(tpl.eos)
     model.config.pad_token_id = ids(tpl.pad)
     model.generation_config = GenerationConfig(

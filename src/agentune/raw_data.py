@@ -63,9 +63,13 @@ class Config(StrictModel):
     @model_validator(mode="after")
     def _pinned(self) -> Config:
         if self.source == "hub" and not self.hub.revision:
-            raise ValueError("source=hub needs raw_data.hub.revision (a commit sha or tag) so the data is pinned")
+            raise ValueError(
+                "source=hub needs raw_data.hub.revision (a commit sha or tag) so the data is pinned"
+            )
         if self.source == "hub" and self.hub.revision in ("main", "master"):
-            raise ValueError(f"raw_data.hub.revision={self.hub.revision!r} is a branch; pin a commit sha or tag")
+            raise ValueError(
+                f"raw_data.hub.revision={self.hub.revision!r} is a branch; pin a commit sha or tag"
+            )
         return self
 
 
@@ -153,11 +157,12 @@ def run(cfg: Config) -> None:
             info = copy_local(cfg.local, tmp)
         else:
             info = download_hub(cfg.hub, tmp)
-        files = {n: {"lines": _count_lines(tmp / n), "sha256": sha256_file(tmp / n)} for n in AGENT_FLAN_FILES}
+        files = {
+            n: {"lines": _count_lines(tmp / n), "sha256": sha256_file(tmp / n)} for n in AGENT_FLAN_FILES
+        }
         write_json(
             tmp / PROVENANCE,
             {"source": cfg.source, "config": cfg.model_dump(mode="json"), "origin": info, "files": files},
         )
     total = sum(f["lines"] for f in files.values())
     log.info("raw_data (%s): %d records in %d files -> %s", cfg.source, total, len(files), cfg.out)
-

@@ -76,22 +76,102 @@ def calculator(a: float, b: float, operator: str) -> int | float | str:
 
 #: A few real arXiv papers (id, date, title, first authors); other queries get the closest title.
 ARXIV_PAPERS: tuple[tuple[str, str, str, str], ...] = (
-    ("2403.17297", "2024-03-26", "InternLM2 Technical Report", "Zheng Cai, Maosong Cao, Haojiong Chen et al."),
-    ("2403.12881", "2024-03-19", "Agent-FLAN: Designing Data and Methods of Effective Agent Tuning for Large Language Models", "Zehui Chen, Kuikun Liu, Qiuchen Wang et al."),
-    ("1706.03762", "2017-06-12", "Attention Is All You Need", "Ashish Vaswani, Noam Shazeer, Niki Parmar et al."),
-    ("1810.04805", "2018-10-11", "BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding", "Jacob Devlin, Ming-Wei Chang, Kenton Lee, Kristina Toutanova"),
-    ("2106.09685", "2021-06-17", "LoRA: Low-Rank Adaptation of Large Language Models", "Edward J. Hu, Yelong Shen, Phillip Wallis et al."),
-    ("2305.14314", "2023-05-23", "QLoRA: Efficient Finetuning of Quantized LLMs", "Tim Dettmers, Artidoro Pagnoni, Ari Holtzman, Luke Zettlemoyer"),
-    ("2307.09288", "2023-07-18", "Llama 2: Open Foundation and Fine-Tuned Chat Models", "Hugo Touvron, Louis Martin, Kevin Stone et al."),
-    ("2210.03629", "2022-10-06", "ReAct: Synergizing Reasoning and Acting in Language Models", "Shunyu Yao, Jeffrey Zhao, Dian Yu et al."),
-    ("2302.04761", "2023-02-09", "Toolformer: Language Models Can Teach Themselves to Use Tools", "Timo Schick, Jane Dwivedi-Yu, Roberto Dessi et al."),
-    ("2005.14165", "2020-05-28", "Language Models are Few-Shot Learners", "Tom B. Brown, Benjamin Mann, Nick Ryder et al."),
-    ("2201.11903", "2022-01-28", "Chain-of-Thought Prompting Elicits Reasoning in Large Language Models", "Jason Wei, Xuezhi Wang, Dale Schuurmans et al."),
-    ("2307.16789", "2023-07-31", "ToolLLM: Facilitating Large Language Models to Master 16000+ Real-world APIs", "Yujia Qin, Shihao Liang, Yining Ye et al."),
-    ("2310.12823", "2023-10-19", "AgentTuning: Enabling Generalized Agent Abilities for LLMs", "Aohan Zeng, Mingdao Liu, Rui Lu et al."),
-    ("2312.14033", "2023-12-21", "T-Eval: Evaluating the Tool Utilization Capability of Large Language Models Step by Step", "Zehui Chen, Weihua Du, Wenwei Zhang et al."),
-    ("2009.03300", "2020-09-07", "Measuring Massive Multitask Language Understanding", "Dan Hendrycks, Collin Burns, Steven Basart et al."),
-    ("2203.02155", "2022-03-04", "Training language models to follow instructions with human feedback", "Long Ouyang, Jeff Wu, Xu Jiang et al."),
+    (
+        "2403.17297",
+        "2024-03-26",
+        "InternLM2 Technical Report",
+        "Zheng Cai, Maosong Cao, Haojiong Chen et al.",
+    ),
+    (
+        "2403.12881",
+        "2024-03-19",
+        "Agent-FLAN: Designing Data and Methods of Effective Agent Tuning for Large Language Models",
+        "Zehui Chen, Kuikun Liu, Qiuchen Wang et al.",
+    ),
+    (
+        "1706.03762",
+        "2017-06-12",
+        "Attention Is All You Need",
+        "Ashish Vaswani, Noam Shazeer, Niki Parmar et al.",
+    ),
+    (
+        "1810.04805",
+        "2018-10-11",
+        "BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding",
+        "Jacob Devlin, Ming-Wei Chang, Kenton Lee, Kristina Toutanova",
+    ),
+    (
+        "2106.09685",
+        "2021-06-17",
+        "LoRA: Low-Rank Adaptation of Large Language Models",
+        "Edward J. Hu, Yelong Shen, Phillip Wallis et al.",
+    ),
+    (
+        "2305.14314",
+        "2023-05-23",
+        "QLoRA: Efficient Finetuning of Quantized LLMs",
+        "Tim Dettmers, Artidoro Pagnoni, Ari Holtzman, Luke Zettlemoyer",
+    ),
+    (
+        "2307.09288",
+        "2023-07-18",
+        "Llama 2: Open Foundation and Fine-Tuned Chat Models",
+        "Hugo Touvron, Louis Martin, Kevin Stone et al.",
+    ),
+    (
+        "2210.03629",
+        "2022-10-06",
+        "ReAct: Synergizing Reasoning and Acting in Language Models",
+        "Shunyu Yao, Jeffrey Zhao, Dian Yu et al.",
+    ),
+    (
+        "2302.04761",
+        "2023-02-09",
+        "Toolformer: Language Models Can Teach Themselves to Use Tools",
+        "Timo Schick, Jane Dwivedi-Yu, Roberto Dessi et al.",
+    ),
+    (
+        "2005.14165",
+        "2020-05-28",
+        "Language Models are Few-Shot Learners",
+        "Tom B. Brown, Benjamin Mann, Nick Ryder et al.",
+    ),
+    (
+        "2201.11903",
+        "2022-01-28",
+        "Chain-of-Thought Prompting Elicits Reasoning in Large Language Models",
+        "Jason Wei, Xuezhi Wang, Dale Schuurmans et al.",
+    ),
+    (
+        "2307.16789",
+        "2023-07-31",
+        "ToolLLM: Facilitating Large Language Models to Master 16000+ Real-world APIs",
+        "Yujia Qin, Shihao Liang, Yining Ye et al.",
+    ),
+    (
+        "2310.12823",
+        "2023-10-19",
+        "AgentTuning: Enabling Generalized Agent Abilities for LLMs",
+        "Aohan Zeng, Mingdao Liu, Rui Lu et al.",
+    ),
+    (
+        "2312.14033",
+        "2023-12-21",
+        "T-Eval: Evaluating the Tool Utilization Capability of Large Language Models Step by Step",
+        "Zehui Chen, Weihua Du, Wenwei Zhang et al.",
+    ),
+    (
+        "2009.03300",
+        "2020-09-07",
+        "Measuring Massive Multitask Language Understanding",
+        "Dan Hendrycks, Collin Burns, Steven Basart et al.",
+    ),
+    (
+        "2203.02155",
+        "2022-03-04",
+        "Training language models to follow instructions with human feedback",
+        "Long Ouyang, Jeff Wu, Xu Jiang et al.",
+    ),
 )
 
 
@@ -122,8 +202,20 @@ def get_weather(city: str, unit: str = "celsius") -> str:
     return f"{city}: {_CONDITIONS[(h >> 8) % len(_CONDITIONS)]}, {temp} degrees {sym}"
 
 
-_RATES = {"USD": 1.0, "EUR": 0.92, "GBP": 0.79, "JPY": 151.2, "CNY": 7.24, "INR": 83.3, "CAD": 1.36,
-          "AUD": 1.52, "CHF": 0.9, "KRW": 1345.0, "BRL": 5.05, "MXN": 16.9}
+_RATES = {
+    "USD": 1.0,
+    "EUR": 0.92,
+    "GBP": 0.79,
+    "JPY": 151.2,
+    "CNY": 7.24,
+    "INR": 83.3,
+    "CAD": 1.36,
+    "AUD": 1.52,
+    "CHF": 0.9,
+    "KRW": 1345.0,
+    "BRL": 5.05,
+    "MXN": 16.9,
+}
 
 
 def convert_currency(amount: float, from_currency: str, to_currency: str) -> float | str:
@@ -133,8 +225,16 @@ def convert_currency(amount: float, from_currency: str, to_currency: str) -> flo
     return round(float(amount) / _RATES[f] * _RATES[t], 2)
 
 
-_LENGTH = {"mm": 0.001, "cm": 0.01, "m": 1.0, "km": 1000.0, "inch": 0.0254, "foot": 0.3048,
-           "yard": 0.9144, "mile": 1609.344}
+_LENGTH = {
+    "mm": 0.001,
+    "cm": 0.01,
+    "m": 1.0,
+    "km": 1000.0,
+    "inch": 0.0254,
+    "foot": 0.3048,
+    "yard": 0.9144,
+    "mile": 1609.344,
+}
 
 
 def convert_length(value: float, from_unit: str, to_unit: str) -> float | str:
@@ -148,8 +248,16 @@ def get_stock_price(symbol: str) -> float:
     return round(5 + (h % 90000) / 100, 2)
 
 
-_LANG_PREFIX = {"French": "fr", "Spanish": "es", "German": "de", "Chinese": "zh", "Japanese": "ja",
-                "Italian": "it", "Korean": "ko", "Portuguese": "pt"}
+_LANG_PREFIX = {
+    "French": "fr",
+    "Spanish": "es",
+    "German": "de",
+    "Chinese": "zh",
+    "Japanese": "ja",
+    "Italian": "it",
+    "Korean": "ko",
+    "Portuguese": "pt",
+}
 
 
 def translate_text(text: str, target_language: str) -> str:
@@ -159,8 +267,16 @@ def translate_text(text: str, target_language: str) -> str:
 
 def search_web(query: str, max_results: int = 3) -> list[str]:
     h = _h("web", query)
-    sites = ("wikipedia.org", "britannica.com", "nytimes.com", "bbc.com", "nature.com", "github.com",
-             "reddit.com", "stackoverflow.com")
+    sites = (
+        "wikipedia.org",
+        "britannica.com",
+        "nytimes.com",
+        "bbc.com",
+        "nature.com",
+        "github.com",
+        "reddit.com",
+        "stackoverflow.com",
+    )
     n = max(1, min(int(max_results), 5))
     return [f"{query} - {sites[(h >> (4 * i)) % len(sites)]}" for i in range(n)]
 
@@ -224,13 +340,17 @@ def find_restaurants(city: str, cuisine: str, max_price: int = 3) -> list[str]:
     h = _h("food", city, cuisine)
     names = ("Golden", "Blue", "Little", "Royal", "Green", "Old Town", "Corner", "Lucky")
     kinds = ("Kitchen", "Table", "House", "Bistro", "Garden", "Place")
-    return [f"{names[(h >> (3 * i)) % 8]} {kinds[(h >> (5 * i)) % 6]} ({cuisine}, {'$' * (1 + (h >> i) % int(max_price))})"
-            for i in range(2)]
+    return [
+        f"{names[(h >> (3 * i)) % 8]} {kinds[(h >> (5 * i)) % 6]} ({cuisine}, {'$' * (1 + (h >> i) % int(max_price))})"
+        for i in range(2)
+    ]
 
 
 def book_hotel(city: str, check_in: str, nights: int, guests: int = 1) -> str:
     ref = _h("hotel", city, check_in, nights, guests) % 1000000
-    return f"Booked {int(nights)} night(s) in {city} from {check_in} for {int(guests)} guest(s), ref H{ref:06d}."
+    return (
+        f"Booked {int(nights)} night(s) in {city} from {check_in} for {int(guests)} guest(s), ref H{ref:06d}."
+    )
 
 
 def factorial(n: int) -> int | str:
@@ -277,7 +397,9 @@ def get_movie_info(title: str, year: int | None = None) -> str:
 
 
 def generate_password(length: int, include_symbols: bool = True) -> str:
-    alphabet = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789" + ("!@#$%&*" if include_symbols else "")
+    alphabet = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789" + (
+        "!@#$%&*" if include_symbols else ""
+    )
     h = _h("pw", length, include_symbols)
     out = []
     for _ in range(max(4, min(int(length), 64))):
@@ -307,114 +429,363 @@ _NUM, _INT, _STR, _BOOL = "number", "integer", "string", "boolean"
 REGISTRY: dict[str, tuple[dict[str, Any], ToolFn]] = {
     s["name"]: (s, fn)
     for s, fn in (
-        (_spec("get_flight_number", "Get the flight number between two cities on a date.",
-               {"departure": _p(_STR, "departure city"), "destination": _p(_STR, "destination city"),
-                "date": _p(_STR, "date, YYYY-MM-DD")}, ["departure", "destination", "date"]),
-         get_flight_number),
-        (_spec("get_ticket_price", "Get the ticket price of a flight on a date.",
-               {"flight_number": _p(_STR, "flight number"), "date": _p(_STR, "date, YYYY-MM-DD")},
-               ["flight_number", "date"]), get_ticket_price),
-        (_spec("calculator", "Compute a operator b for one binary operator.",
-               {"a": _p(_NUM, "first operand"), "b": _p(_NUM, "second operand"),
-                "operator": _p(_STR, "the operator", enum=["+", "-", "*", "/"])}, ["a", "b", "operator"]),
-         calculator),
-        (_spec("ArxivSearch.get_arxiv_article_information", "Search arXiv and return article information.",
-               {"query": _p(_STR, "the search query")}, ["query"]), arxiv_search),
-        (_spec("get_weather", "Get the current weather in a city.",
-               {"city": _p(_STR, "city name"),
-                "unit": _p(_STR, "temperature unit", enum=["celsius", "fahrenheit"], default="celsius")},
-               ["city"]), get_weather),
-        (_spec("convert_currency", "Convert an amount of money between currencies.",
-               {"amount": _p(_NUM, "amount to convert"), "from_currency": _p(_STR, "ISO code, e.g. USD"),
-                "to_currency": _p(_STR, "ISO code, e.g. EUR")}, ["amount", "from_currency", "to_currency"]),
-         convert_currency),
-        (_spec("convert_length", "Convert a length between units.",
-               {"value": _p(_NUM, "the length"),
-                "from_unit": _p(_STR, "unit", enum=list(_LENGTH)), "to_unit": _p(_STR, "unit", enum=list(_LENGTH))},
-               ["value", "from_unit", "to_unit"]), convert_length),
-        (_spec("get_stock_price", "Get the latest price of a stock.",
-               {"symbol": _p(_STR, "ticker symbol")}, ["symbol"]), get_stock_price),
-        (_spec("translate_text", "Translate text into another language.",
-               {"text": _p(_STR, "text to translate"),
-                "target_language": _p(_STR, "target language", enum=list(_LANG_PREFIX))},
-               ["text", "target_language"]), translate_text),
-        (_spec("search_web", "Search the web.",
-               {"query": _p(_STR, "search terms"), "max_results": _p(_INT, "number of results", default=3)},
-               ["query"]), search_web),
-        (_spec("send_email", "Send an email.",
-               {"to": _p(_STR, "recipient address"), "subject": _p(_STR, "subject line"),
-                "body": _p(_STR, "message text")}, ["to", "subject", "body"]), send_email),
-        (_spec("create_calendar_event", "Add an event to the calendar.",
-               {"title": _p(_STR, "event title"), "date": _p(_STR, "YYYY-MM-DD"),
-                "duration_minutes": _p(_INT, "length in minutes", default=60)}, ["title", "date"]),
-         create_calendar_event),
-        (_spec("set_timer", "Start a countdown timer.",
-               {"minutes": _p(_INT, "duration in minutes"), "label": _p(_STR, "timer name", default="timer")},
-               ["minutes"]), set_timer),
-        (_spec("get_timezone", "Get the UTC offset of a city.", {"city": _p(_STR, "city name")}, ["city"]),
-         get_timezone),
-        (_spec("calculate_bmi", "Compute the body mass index.",
-               {"weight_kg": _p(_NUM, "weight in kg"), "height_m": _p(_NUM, "height in meters")},
-               ["weight_kg", "height_m"]), calculate_bmi),
-        (_spec("finance.compound_interest", "Final balance with compound interest.",
-               {"principal": _p(_NUM, "initial amount"), "rate": _p(_NUM, "annual rate as a fraction"),
-                "years": _p(_INT, "number of years"),
-                "compounds_per_year": _p(_INT, "compounding periods per year", default=1)},
-               ["principal", "rate", "years"]), compound_interest),
-        (_spec("math.is_prime", "Check whether an integer is prime.", {"n": _p(_INT, "the integer")}, ["n"]),
-         is_prime),
-        (_spec("sort_numbers", "Sort a list of numbers.",
-               {"numbers": _p("array", "numbers to sort", items={"type": _NUM}),
-                "descending": _p(_BOOL, "largest first", default=False)}, ["numbers"]), sort_numbers),
-        (_spec("word_count", "Count the words in a text.", {"text": _p(_STR, "the text")}, ["text"]),
-         word_count),
-        (_spec("reverse_string", "Reverse a string.", {"text": _p(_STR, "the text")}, ["text"]),
-         reverse_string),
-        (_spec("days_between", "Number of days between two dates.",
-               {"start_date": _p(_STR, "YYYY-MM-DD"), "end_date": _p(_STR, "YYYY-MM-DD")},
-               ["start_date", "end_date"]), days_between),
-        (_spec("get_population", "Get the population of a country.", {"country": _p(_STR, "country name")},
-               ["country"]), get_population),
-        (_spec("find_restaurants", "Find restaurants in a city.",
-               {"city": _p(_STR, "city name"), "cuisine": _p(_STR, "type of food"),
-                "max_price": _p(_INT, "price level 1-4", default=3)}, ["city", "cuisine"]), find_restaurants),
-        (_spec("book_hotel", "Book a hotel room.",
-               {"city": _p(_STR, "city name"), "check_in": _p(_STR, "YYYY-MM-DD"),
-                "nights": _p(_INT, "number of nights"), "guests": _p(_INT, "number of guests", default=1)},
-               ["city", "check_in", "nights"]), book_hotel),
-        (_spec("math.factorial", "Compute n factorial.", {"n": _p(_INT, "a non-negative integer")}, ["n"]),
-         factorial),
-        (_spec("math.gcd", "Greatest common divisor of two integers.",
-               {"a": _p(_INT, "first integer"), "b": _p(_INT, "second integer")}, ["a", "b"]), gcd),
-        (_spec("geometry.circle_area", "Area of a circle.", {"radius": _p(_NUM, "the radius")}, ["radius"]),
-         circle_area),
-        (_spec("geometry.triangle_area", "Area of a triangle.",
-               {"base": _p(_NUM, "base length"), "height": _p(_NUM, "height")}, ["base", "height"]),
-         triangle_area),
-        (_spec("physics.calculate_velocity", "Average velocity from distance and time.",
-               {"distance": _p(_NUM, "distance in meters"), "time": _p(_NUM, "time in seconds")},
-               ["distance", "time"]), calculate_velocity),
-        (_spec("algebra.solve_quadratic", "Real roots of a*x^2 + b*x + c = 0.",
-               {"a": _p(_NUM, "x^2 coefficient"), "b": _p(_NUM, "x coefficient"), "c": _p(_NUM, "constant")},
-               ["a", "b", "c"]), solve_quadratic),
-        (_spec("statistics.average", "Mean of a list of numbers.",
-               {"numbers": _p("array", "the numbers", items={"type": _NUM})}, ["numbers"]), average),
-        (_spec("get_movie_info", "Look up a movie.",
-               {"title": _p(_STR, "movie title"), "year": _p(_INT, "release year (optional)")}, ["title"]),
-         get_movie_info),
-        (_spec("generate_password", "Generate a random password.",
-               {"length": _p(_INT, "number of characters"),
-                "include_symbols": _p(_BOOL, "use symbols", default=True)}, ["length"]), generate_password),
-        (_spec("define_word", "Look up the definition of a word.", {"word": _p(_STR, "the word")}, ["word"]),
-         define_word),
-        (_spec("update_user_profile", "Update fields of a user's profile.",
-               {"user_id": _p(_INT, "the user's id"),
-                "profile": _p("object", "fields to set, e.g. {\"name\": ..., \"age\": ...}")},
-               ["user_id", "profile"]), update_user_profile),
-        (_spec("get_distance", "Travel distance between two places.",
-               {"origin": _p(_STR, "start"), "destination": _p(_STR, "end"),
-                "mode": _p(_STR, "travel mode", enum=["driving", "walking", "cycling"], default="driving")},
-               ["origin", "destination"]), get_distance),
+        (
+            _spec(
+                "get_flight_number",
+                "Get the flight number between two cities on a date.",
+                {
+                    "departure": _p(_STR, "departure city"),
+                    "destination": _p(_STR, "destination city"),
+                    "date": _p(_STR, "date, YYYY-MM-DD"),
+                },
+                ["departure", "destination", "date"],
+            ),
+            get_flight_number,
+        ),
+        (
+            _spec(
+                "get_ticket_price",
+                "Get the ticket price of a flight on a date.",
+                {"flight_number": _p(_STR, "flight number"), "date": _p(_STR, "date, YYYY-MM-DD")},
+                ["flight_number", "date"],
+            ),
+            get_ticket_price,
+        ),
+        (
+            _spec(
+                "calculator",
+                "Compute a operator b for one binary operator.",
+                {
+                    "a": _p(_NUM, "first operand"),
+                    "b": _p(_NUM, "second operand"),
+                    "operator": _p(_STR, "the operator", enum=["+", "-", "*", "/"]),
+                },
+                ["a", "b", "operator"],
+            ),
+            calculator,
+        ),
+        (
+            _spec(
+                "ArxivSearch.get_arxiv_article_information",
+                "Search arXiv and return article information.",
+                {"query": _p(_STR, "the search query")},
+                ["query"],
+            ),
+            arxiv_search,
+        ),
+        (
+            _spec(
+                "get_weather",
+                "Get the current weather in a city.",
+                {
+                    "city": _p(_STR, "city name"),
+                    "unit": _p(_STR, "temperature unit", enum=["celsius", "fahrenheit"], default="celsius"),
+                },
+                ["city"],
+            ),
+            get_weather,
+        ),
+        (
+            _spec(
+                "convert_currency",
+                "Convert an amount of money between currencies.",
+                {
+                    "amount": _p(_NUM, "amount to convert"),
+                    "from_currency": _p(_STR, "ISO code, e.g. USD"),
+                    "to_currency": _p(_STR, "ISO code, e.g. EUR"),
+                },
+                ["amount", "from_currency", "to_currency"],
+            ),
+            convert_currency,
+        ),
+        (
+            _spec(
+                "convert_length",
+                "Convert a length between units.",
+                {
+                    "value": _p(_NUM, "the length"),
+                    "from_unit": _p(_STR, "unit", enum=list(_LENGTH)),
+                    "to_unit": _p(_STR, "unit", enum=list(_LENGTH)),
+                },
+                ["value", "from_unit", "to_unit"],
+            ),
+            convert_length,
+        ),
+        (
+            _spec(
+                "get_stock_price",
+                "Get the latest price of a stock.",
+                {"symbol": _p(_STR, "ticker symbol")},
+                ["symbol"],
+            ),
+            get_stock_price,
+        ),
+        (
+            _spec(
+                "translate_text",
+                "Translate text into another language.",
+                {
+                    "text": _p(_STR, "text to translate"),
+                    "target_language": _p(_STR, "target language", enum=list(_LANG_PREFIX)),
+                },
+                ["text", "target_language"],
+            ),
+            translate_text,
+        ),
+        (
+            _spec(
+                "search_web",
+                "Search the web.",
+                {"query": _p(_STR, "search terms"), "max_results": _p(_INT, "number of results", default=3)},
+                ["query"],
+            ),
+            search_web,
+        ),
+        (
+            _spec(
+                "send_email",
+                "Send an email.",
+                {
+                    "to": _p(_STR, "recipient address"),
+                    "subject": _p(_STR, "subject line"),
+                    "body": _p(_STR, "message text"),
+                },
+                ["to", "subject", "body"],
+            ),
+            send_email,
+        ),
+        (
+            _spec(
+                "create_calendar_event",
+                "Add an event to the calendar.",
+                {
+                    "title": _p(_STR, "event title"),
+                    "date": _p(_STR, "YYYY-MM-DD"),
+                    "duration_minutes": _p(_INT, "length in minutes", default=60),
+                },
+                ["title", "date"],
+            ),
+            create_calendar_event,
+        ),
+        (
+            _spec(
+                "set_timer",
+                "Start a countdown timer.",
+                {
+                    "minutes": _p(_INT, "duration in minutes"),
+                    "label": _p(_STR, "timer name", default="timer"),
+                },
+                ["minutes"],
+            ),
+            set_timer,
+        ),
+        (
+            _spec("get_timezone", "Get the UTC offset of a city.", {"city": _p(_STR, "city name")}, ["city"]),
+            get_timezone,
+        ),
+        (
+            _spec(
+                "calculate_bmi",
+                "Compute the body mass index.",
+                {"weight_kg": _p(_NUM, "weight in kg"), "height_m": _p(_NUM, "height in meters")},
+                ["weight_kg", "height_m"],
+            ),
+            calculate_bmi,
+        ),
+        (
+            _spec(
+                "finance.compound_interest",
+                "Final balance with compound interest.",
+                {
+                    "principal": _p(_NUM, "initial amount"),
+                    "rate": _p(_NUM, "annual rate as a fraction"),
+                    "years": _p(_INT, "number of years"),
+                    "compounds_per_year": _p(_INT, "compounding periods per year", default=1),
+                },
+                ["principal", "rate", "years"],
+            ),
+            compound_interest,
+        ),
+        (
+            _spec(
+                "math.is_prime", "Check whether an integer is prime.", {"n": _p(_INT, "the integer")}, ["n"]
+            ),
+            is_prime,
+        ),
+        (
+            _spec(
+                "sort_numbers",
+                "Sort a list of numbers.",
+                {
+                    "numbers": _p("array", "numbers to sort", items={"type": _NUM}),
+                    "descending": _p(_BOOL, "largest first", default=False),
+                },
+                ["numbers"],
+            ),
+            sort_numbers,
+        ),
+        (
+            _spec("word_count", "Count the words in a text.", {"text": _p(_STR, "the text")}, ["text"]),
+            word_count,
+        ),
+        (
+            _spec("reverse_string", "Reverse a string.", {"text": _p(_STR, "the text")}, ["text"]),
+            reverse_string,
+        ),
+        (
+            _spec(
+                "days_between",
+                "Number of days between two dates.",
+                {"start_date": _p(_STR, "YYYY-MM-DD"), "end_date": _p(_STR, "YYYY-MM-DD")},
+                ["start_date", "end_date"],
+            ),
+            days_between,
+        ),
+        (
+            _spec(
+                "get_population",
+                "Get the population of a country.",
+                {"country": _p(_STR, "country name")},
+                ["country"],
+            ),
+            get_population,
+        ),
+        (
+            _spec(
+                "find_restaurants",
+                "Find restaurants in a city.",
+                {
+                    "city": _p(_STR, "city name"),
+                    "cuisine": _p(_STR, "type of food"),
+                    "max_price": _p(_INT, "price level 1-4", default=3),
+                },
+                ["city", "cuisine"],
+            ),
+            find_restaurants,
+        ),
+        (
+            _spec(
+                "book_hotel",
+                "Book a hotel room.",
+                {
+                    "city": _p(_STR, "city name"),
+                    "check_in": _p(_STR, "YYYY-MM-DD"),
+                    "nights": _p(_INT, "number of nights"),
+                    "guests": _p(_INT, "number of guests", default=1),
+                },
+                ["city", "check_in", "nights"],
+            ),
+            book_hotel,
+        ),
+        (
+            _spec("math.factorial", "Compute n factorial.", {"n": _p(_INT, "a non-negative integer")}, ["n"]),
+            factorial,
+        ),
+        (
+            _spec(
+                "math.gcd",
+                "Greatest common divisor of two integers.",
+                {"a": _p(_INT, "first integer"), "b": _p(_INT, "second integer")},
+                ["a", "b"],
+            ),
+            gcd,
+        ),
+        (
+            _spec(
+                "geometry.circle_area", "Area of a circle.", {"radius": _p(_NUM, "the radius")}, ["radius"]
+            ),
+            circle_area,
+        ),
+        (
+            _spec(
+                "geometry.triangle_area",
+                "Area of a triangle.",
+                {"base": _p(_NUM, "base length"), "height": _p(_NUM, "height")},
+                ["base", "height"],
+            ),
+            triangle_area,
+        ),
+        (
+            _spec(
+                "physics.calculate_velocity",
+                "Average velocity from distance and time.",
+                {"distance": _p(_NUM, "distance in meters"), "time": _p(_NUM, "time in seconds")},
+                ["distance", "time"],
+            ),
+            calculate_velocity,
+        ),
+        (
+            _spec(
+                "algebra.solve_quadratic",
+                "Real roots of a*x^2 + b*x + c = 0.",
+                {"a": _p(_NUM, "x^2 coefficient"), "b": _p(_NUM, "x coefficient"), "c": _p(_NUM, "constant")},
+                ["a", "b", "c"],
+            ),
+            solve_quadratic,
+        ),
+        (
+            _spec(
+                "statistics.average",
+                "Mean of a list of numbers.",
+                {"numbers": _p("array", "the numbers", items={"type": _NUM})},
+                ["numbers"],
+            ),
+            average,
+        ),
+        (
+            _spec(
+                "get_movie_info",
+                "Look up a movie.",
+                {"title": _p(_STR, "movie title"), "year": _p(_INT, "release year (optional)")},
+                ["title"],
+            ),
+            get_movie_info,
+        ),
+        (
+            _spec(
+                "generate_password",
+                "Generate a random password.",
+                {
+                    "length": _p(_INT, "number of characters"),
+                    "include_symbols": _p(_BOOL, "use symbols", default=True),
+                },
+                ["length"],
+            ),
+            generate_password,
+        ),
+        (
+            _spec(
+                "define_word", "Look up the definition of a word.", {"word": _p(_STR, "the word")}, ["word"]
+            ),
+            define_word,
+        ),
+        (
+            _spec(
+                "update_user_profile",
+                "Update fields of a user's profile.",
+                {
+                    "user_id": _p(_INT, "the user's id"),
+                    "profile": _p("object", 'fields to set, e.g. {"name": ..., "age": ...}'),
+                },
+                ["user_id", "profile"],
+            ),
+            update_user_profile,
+        ),
+        (
+            _spec(
+                "get_distance",
+                "Travel distance between two places.",
+                {
+                    "origin": _p(_STR, "start"),
+                    "destination": _p(_STR, "end"),
+                    "mode": _p(
+                        _STR, "travel mode", enum=["driving", "walking", "cycling"], default="driving"
+                    ),
+                },
+                ["origin", "destination"],
+            ),
+            get_distance,
+        ),
     )
 }
 

@@ -57,7 +57,12 @@ def to_protocol_messages(messages: list[dict[str, Any]], tools: list[dict[str, A
                 args = json.loads(fn.get("arguments") or "{}")
             except json.JSONDecodeError:
                 args = {}
-            out.append({"role": "assistant", "content": protocol.format_call(content.strip(), fn.get("name", ""), args)})
+            out.append(
+                {
+                    "role": "assistant",
+                    "content": protocol.format_call(content.strip(), fn.get("name", ""), args),
+                }
+            )
         elif role == "tool":
             out.append({"role": "user", "content": protocol.format_response(content)})
         elif role in ("user", "assistant"):
@@ -131,7 +136,9 @@ def make_server(backend, model_name: str, host: str = "127.0.0.1", port: int = 8
                     n_prompt = len(backend.encode(msgs))
                 finally:
                     backend.max_new_tokens = saved
-            self._send(200, completion(gen.text, gen.stopped, n_prompt, gen.n_tokens, req.get("model", model_name)))
+            self._send(
+                200, completion(gen.text, gen.stopped, n_prompt, gen.n_tokens, req.get("model", model_name))
+            )
 
     return ThreadingHTTPServer((host, port), Handler)
 

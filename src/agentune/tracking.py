@@ -135,7 +135,9 @@ def log_evaluation(
     try:
         exp = mlflow.set_experiment(cfg.experiment)
     except Exception as exc:
-        raise TrackingUnavailable(f"MLflow at {uri}: cannot open experiment {cfg.experiment!r}: {exc}") from None
+        raise TrackingUnavailable(
+            f"MLflow at {uri}: cannot open experiment {cfg.experiment!r}: {exc}"
+        ) from None
     client = MlflowClient()
     tags = {"git_commit": git_commit(), "agentune.stage": "evaluate", **dvc_lock_hashes()}
     prefect_id = os.environ.get("PREFECT__FLOW_RUN_ID")
@@ -151,7 +153,9 @@ def log_evaluation(
     child_ids: dict[str, str] = {}
     with mlflow.start_run(run_name="pipeline", tags=tags) as parent:
         mlflow.log_dict(params_doc, "params.json")
-        mlflow.log_params({k: str(v)[:500] for k, v in flatten(params_doc.get("evaluate", {}), "evaluate.").items()})
+        mlflow.log_params(
+            {k: str(v)[:500] for k, v in flatten(params_doc.get("evaluate", {}), "evaluate.").items()}
+        )
         for step, loss in read_train_loss(Path(cfg.train_loss)):
             mlflow.log_metric("train_loss", loss, step=step)
         from agentune.eval_report import deltas
@@ -162,7 +166,9 @@ def log_evaluation(
             if path.is_file():
                 mlflow.log_artifact(str(path))
         for name, r in results.items():
-            with mlflow.start_run(run_name=name, nested=True, tags={"model": name, "kind": r["kind"]}) as child:
+            with mlflow.start_run(
+                run_name=name, nested=True, tags={"model": name, "kind": r["kind"]}
+            ) as child:
                 child_ids[name] = child.info.run_id
                 mlflow.log_param("iteration", r["iteration"])
                 mlflow.log_param("model_dir", str(model_dirs.get(name, "")))

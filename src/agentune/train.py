@@ -174,7 +174,11 @@ def check_inputs(cfg: Config) -> dict:
             "xtuner_template": template.xtuner,
             "weights_sha256": info.get("weights_sha256"),
         },
-        "dataset": {"path": str(cfg.dataset), "rows": n_rows, "fingerprint": dataset_fingerprint(cfg.dataset)},
+        "dataset": {
+            "path": str(cfg.dataset),
+            "rows": n_rows,
+            "fingerprint": dataset_fingerprint(cfg.dataset),
+        },
     }
 
 
@@ -471,7 +475,8 @@ def run(cfg: Config, args: argparse.Namespace | None = None) -> None:
         if fresh or not same or ckpt is None:
             why = "--fresh" if fresh else ("params/inputs changed" if not same else "no complete checkpoint")
             log.info("discarding interrupted run in %s (%s); starting fresh", work, why)
-            shutil.rmtree(work)
+            if launch.node_rank == 0:  # on a shared filesystem only node 0 manages the run dir
+                shutil.rmtree(work)
         else:
             resume_from = ckpt
     work.mkdir(parents=True, exist_ok=True)

@@ -62,9 +62,7 @@ def _schedule(cfg: Config) -> str:
         )
         return "param_scheduler = [\n" + (warm if cfg.warmup_ratio > 0 else "") + cosine + "]\n"
     w = warmup_iters(cfg)
-    warm = (
-        "    dict(type=LinearLR, start_factor=warmup_start_factor, by_epoch=False, begin=0, end=warmup_iters),\n"
-    )
+    warm = "    dict(type=LinearLR, start_factor=warmup_start_factor, by_epoch=False, begin=0, end=warmup_iters),\n"
     cosine = (
         "    dict(type=CosineAnnealingLR, eta_min=0.0, by_epoch=False, begin=warmup_iters, end=max_iters),\n"
     )
@@ -159,7 +157,9 @@ def render(cfg: Config, target: Target) -> str:
     add("    trust_remote_code=trust_remote_code,")
     add('    padding_side="right",')
     if not target.has_bos:
-        add("    # this chat template has no BOS; without this xtuner would prepend the tokenizer's bos_token")
+        add(
+            "    # this chat template has no BOS; without this xtuner would prepend the tokenizer's bos_token"
+        )
         add("    bos_token=None,")
     add(")")
     add("")

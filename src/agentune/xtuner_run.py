@@ -12,7 +12,11 @@ them in the child process before xtuner runs, and only where no CUDA device exis
 config, not here.) One fix applies on every device:
 3. xtuner's tokenization prepends `tokenizer.bos_token_id` to every sample and fails on `None`, which
    is what ChatML tokenizers without a BOS token (SmolLM2, the tiny model) have; xtuner special-cases
-   only Qwen's classes. No BOS token is treated as an empty prefix, as xtuner does for Qwen. Unlike the `xtuner` command, which exits 0 when the job fails, this exits with the
+   only Qwen's classes. No BOS token is treated as an empty prefix, as xtuner does for Qwen.
+4. torch >= 2.6 loads with `weights_only=True` by default, which rejects the mmengine objects in
+   xtuner's own training checkpoints, so resuming fails in xtuner's seed lookup and mmengine's loader.
+   For files under this run's `--work-dir` only (checkpoints this run wrote), a `torch.load` that
+   does not choose `weights_only` gets `weights_only=False`; every other load keeps torch's default. Unlike the `xtuner` command, which exits 0 when the job fails, this exits with the
 tool's real status.
 """
 
@@ -49,6 +53,37 @@ def apply_tokenizer_compat() -> None:
     xutils.get_bos_eos_token_ids = get_bos_eos_token_ids
 
 
+def apply_checkpoint_compat(trusted_dir: str | None) -> None:
+    """Let torch.load read full mmengine checkpoints under `trusted_dir` (fix 4 above)."""
+    import os
+
+    import torch
+
+    if not trusted_dir or getattr(torch.load, "agentune_patched", False):
+        return
+    root = os.path.realpath(trusted_dir)
+    original = torch.load
+
+    def load(f, *args, **kwargs):
+        if "weights_only" not in kwargs and not args[1:2] and isinstance(f, (str, os.PathLike)):
+            if os.path.realpath(f).startswith(root + os.sep):
+                kwargs["weights_only"] = False
+        return original(f, *args, **kwargs)
+
+    load.agentune_patched = True
+    torch.load = load
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    """Value of `--name VALUE` or `--name=VALUE` in argv."""
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -59,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"agentune.xtuner_run: expected an xtuner tool module, got {module!r}")
     apply_cpu_compat()
     apply_tokenizer_compat()
+    apply_checkpoint_compat(_option(rest, "--work-dir"))
     sys.argv = [module, *rest]
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 

@@ -1,0 +1,83 @@
+"""Batched vs one-at-a-time generation on the same 64 prompts, in one process: prompts/s and the ratio.
+
+    .venv/bin/python benchmarks/eval_bench.py [--model models/base] [--prompts 64] [--batch-size 16]
+
+Uses models/base (SmolLM2-135M in the embedded default) when it exists, else builds the tiny model.
+Prompts are the scenario and BFCL-style tool prompts of the evaluate stage (system prompt + question),
+greedy decoding, the same max_new_tokens for both modes. Target: batched >= 3x on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def prompts(n: int) -> list[tuple[list[dict], list[dict]]]:
+    """`n` tool prompts: the scenario tools with varied questions."""
+    from agentune import protocol
+    from agentune.sample_tools import REGISTRY
+
+    names = sorted(REGISTRY)
+    out = []
+    for i in range(n):
+        tools = [REGISTRY[names[(i + k) % len(names)]][0] for k in range(2)]
+        question = f"Please use {tools[0]['name']} for case number {i}: value {3 * i + 1}."
+        msgs = [
+            {"role": "system", "content": protocol.render_system(tools)},
+            {"role": "user", "content": question},
+        ]
+        out.append((msgs, tools))
+    return out
+
+
+def main() -> None:
+    from agentune import base_model
+    from agentune.chat_templates import get_template
+    from agentune.generation import LocalBackend
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="models/base")
+    p.add_argument("--prompts", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    args = p.parse_args()
+
+    model_dir = Path(args.model)
+    if not (model_dir / base_model.PROVENANCE).is_file():
+        model_dir = Path(tempfile.mkdtemp()) / "tiny"
+        base_model.run(base_model.Config(source="tiny", out=model_dir))
+    info = base_model.read_provenance(model_dir)
+    backend = LocalBackend(base_model.model_path(model_dir), get_template(info["template"]), args.batch_size,
+                           args.max_new_tokens)  # fmt: skip
+    work = prompts(args.prompts)
+    backend.generate(work[:2])  # warm-up
+
+    backend.batch_size = args.batch_size
+    t0 = time.perf_counter()
+    batched = backend.generate(work)
+    t_batched = time.perf_counter() - t0
+
+    backend.batch_size = 1
+    t0 = time.perf_counter()
+    single = backend.generate(work)
+    t_single = time.perf_counter() - t0
+
+    same = sum(a.text == b.text for a, b in zip(batched, single, strict=True))
+    tok_b = sum(g.n_tokens for g in batched)
+    print(f"model: {model_dir} ({info.get('source')}), {len(work)} prompts, max_new_tokens {args.max_new_tokens}, "
+          f"torch threads {__import__('torch').get_num_threads()}")  # fmt: skip
+    print(f"batched (batch {args.batch_size}): {t_batched:.1f} s, {len(work) / t_batched:.2f} prompts/s, "
+          f"{tok_b / t_batched:.1f} generated tokens/s")  # fmt: skip
+    print(f"one at a time:       {t_single:.1f} s, {len(work) / t_single:.2f} prompts/s")
+    print(f"speedup batched / one-at-a-time: {t_single / t_batched:.2f}x (target >= 3x on CPU)")
+    print(f"identical replies: {same}/{len(work)} (greedy; batched fp32 padding can flip near-ties)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""Training throughput: xtuner (what `agentune train` runs) against plain PEFT LoRA in this process.
+
+    .venv/bin/python benchmarks/train_bench.py [--iters 6] [--max-length 512] [--base models/base]
+
+CPU (always): the embedded default. Runs `agentune train` for `--iters` iterations on the real
+params (SmolLM2-135M from models/base, data/converted) into a temp dir and reads tokens/s per step
+from metrics and the trainer's peak RSS; then, as the baseline measured here, a plain PEFT LoRA
+forward/backward/AdamW loop on the same model, LoRA settings and sequence length. Prints both and the
+ratio xtuner / plain (1.0 = no overhead). The first step of each is warm-up and not counted.
+
+GPU (only when CUDA is present): Llama-3-8B-shaped random weights (no download), packed 4096-token
+sequences, bf16 LoRA (r 64, all linear layers) and 4-bit nf4 QLoRA, reporting tokens/s/GPU and MFU
+with FLOPs/token = 4N (LoRA: forward 2N + activation-gradient backward 2N; no weight gradients for the
+frozen base) + causal attention 6 * layers * seq * hidden (forward + both-operand backward), against the
+GPU's dense bf16 peak (`--peak-tflops`, default 989 = H100 SXM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def rss_gib(kib: int) -> float:
+    return kib / 1024**2
+
+
+def bench_xtuner(args: argparse.Namespace, tmp: Path) -> dict:
+    """`agentune train` for a few iterations on the embedded default (real stage, real xtuner)."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    t = params["train"]
+    t.update(
+        base_model=str(REPO / args.base),
+        dataset=str(REPO / args.dataset),
+        out=str(tmp / "checkpoints"),
+        loss_curve=str(tmp / "train_loss.tsv"),
+        max_iters=args.iters,
+        max_epochs=None,
+        max_length=args.max_length,
+        save_steps=args.iters,
+        warmup_ratio=0.0,
+    )
+    pfile = tmp / "params.yaml"
+    pfile.write_text(yaml.safe_dump({"train": t}))
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    t0 = time.time()
+    subprocess.run(
+        [sys.executable, "-m", "agentune.cli", "train", "--params", str(pfile)], check=True, env=env, cwd=tmp
+    )
+    wall = time.time() - t0
+    lines = (tmp / "train_loss.tsv").read_text().splitlines()[1:]
+    tps = [float(ln.split("\t")[3]) for ln in lines if ln.split("\t")[3]]
+    steady = tps[1:] or tps
+    record = json.loads((tmp / "checkpoints" / "agentune_train.json").read_text())
+    return {
+        "tokens_per_s": sum(steady) / len(steady),
+        "stage_wall_s": wall,
+        "train_wall_s": record["wall_s"],
+        "peak_rss_gib": rss_gib(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss),
+    }
+
+
+def bench_plain(args: argparse.Namespace) -> dict:
+    """Baseline: plain PEFT LoRA on the same model and sequence length, in this process."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from agentune.base_model import model_path
+
+    torch.set_num_threads(args.threads)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())["train"]
+    lora = params["lora"]
+    model = AutoModelForCausalLM.from_pretrained(model_path(REPO / args.base), torch_dtype=torch.float32)
+    targets = lora["target_modules"] or sorted(
+        {n.split(".")[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)} - {"lm_head"}
+    )
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"], target_modules=targets
+        ),
+    )
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, model.config.vocab_size, (1, args.max_length), generator=gen)
+    times = []
+    for _ in range(args.iters):
+        t0 = time.perf_counter()
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - t0)
+    steady = times[1:] or times
+    return {
+        "tokens_per_s": args.max_length / (sum(steady) / len(steady)),
+        "peak_rss_gib": rss_gib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss),
+    }
+
+
+def bench_gpu(args: argparse.Namespace) -> None:
+    """Llama-3-8B-shaped LoRA and QLoRA throughput on one CUDA GPU (random weights)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig, LlamaConfig
+
+    cfg = LlamaConfig(
+        vocab_size=128256,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        max_position_embeddings=8192,
+        rope_theta=500000.0,
+        torch_dtype="bfloat16",
+    )
+    seq = args.gpu_seq
+    n_params = None
+    for variant in ("lora_bf16", "qlora_nf4"):
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        with tempfile.TemporaryDirectory() as d:
+            if variant == "lora_bf16":
+                with torch.device("cuda"):
+                    model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.bfloat16)
+            else:
+                # 4-bit weights need a checkpoint to quantize while loading: save the random model once.
+                src = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.bfloat16)
+                src.save_pretrained(d, safe_serialization=True)
+                del src
+                model = AutoModelForCausalLM.from_pretrained(
+                    d,
+                    torch_dtype=torch.bfloat16,
+                    device_map={"": 0},
+                    quantization_config=BitsAndBytesConfig(
+                        load_in_4bit=True,
+                        bnb_4bit_quant_type="nf4",
+                        bnb_4bit_use_double_quant=True,
+                        bnb_4bit_compute_dtype=torch.bfloat16,
+                    ),
+                )
+        n_params = n_params or sum(p.numel() for p in model.parameters())
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=64,
+                lora_alpha=16,
+                lora_dropout=0.1,
+                target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+            ),
+        )
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        ids = torch.randint(0, cfg.vocab_size, (1, seq), device="cuda")
+        times = []
+        for _ in range(args.gpu_iters):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            model(input_ids=ids, labels=ids).loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        step = sum(times[2:]) / len(times[2:])
+        tps = seq / step
+        n = 8.03e9  # Llama-3-8B parameter count (the FLOP model's N)
+        # causal attention forward: QK^T and AV = 2 * 2 * seq * hidden / 2 per layer and token; its
+        # backward needs both operands' gradients (2x forward): 6 * layers * seq * hidden in all.
+        flops_per_token = 4 * n + 6 * cfg.num_hidden_layers * seq * cfg.hidden_size
+        mfu = tps * flops_per_token / (args.peak_tflops * 1e12)
+        print(
+            f"gpu {variant}: seq {seq}, {tps:,.0f} tokens/s/GPU, MFU {mfu:.1%} "
+            f"(activation checkpointing on; peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB)"
+        )
+        del model, opt
+    print(f"(model parameters counted: {n_params / 1e9:.2f} B)")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--iters", type=int, default=6)
+    p.add_argument("--max-length", type=int, default=512)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--base", default="models/base")
+    p.add_argument("--dataset", default="data/converted")
+    p.add_argument("--gpu-seq", type=int, default=4096)
+    p.add_argument("--gpu-iters", type=int, default=8)
+    p.add_argument("--peak-tflops", type=float, default=989.0)
+    p.add_argument("--skip-cpu", action="store_true")
+    args = p.parse_args()
+
+    import torch
+
+    if not args.skip_cpu:
+        with tempfile.TemporaryDirectory() as d:
+            xt = bench_xtuner(args, Path(d))
+        plain = bench_plain(args)
+        print(
+            f"embedded default, CPU, {args.threads} threads, {args.max_length} tokens/step, {args.iters} steps:"
+        )
+        print(
+            f"  xtuner (agentune train): {xt['tokens_per_s']:.0f} tokens/s, trainer peak RSS "
+            f"{xt['peak_rss_gib']:.2f} GiB, stage wall {xt['stage_wall_s']:.0f} s"
+        )
+        print(
+            f"  plain PEFT LoRA (baseline, same process): {plain['tokens_per_s']:.0f} tokens/s, "
+            f"peak RSS {plain['peak_rss_gib']:.2f} GiB"
+        )
+        print(f"  ratio xtuner / plain tokens/s: {xt['tokens_per_s'] / plain['tokens_per_s']:.2f}")
+    if torch.cuda.is_available():
+        bench_gpu(args)
+    else:
+        print("no CUDA device: GPU benchmark (Llama-3-8B-shaped LoRA / QLoRA, packed 4096) not run")
+
+
+if __name__ == "__main__":
+    main()

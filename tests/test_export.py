@@ -1,0 +1,399 @@
+"""Stage export on real xtuner checkpoints of the tiny model: adapters, lean merge, stopping, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentune.errors import StageError
+
+pytestmark = pytest.mark.slow
+
+XTUNER_CFG = """\
+import torch
+from datasets import load_from_disk
+from mmengine.dataset import DefaultSampler
+from mmengine.hooks import CheckpointHook, IterTimerHook, LoggerHook, ParamSchedulerHook
+from mmengine.optim import ConstantLR, OptimWrapper
+from peft import LoraConfig
+from torch.optim import AdamW
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from xtuner.dataset import process_hf_dataset
+from xtuner.dataset.collate_fns import default_collate_fn
+from xtuner.dataset.map_fns import openai_map_fn, template_map_fn_factory
+from xtuner.engine.runner import TrainLoop
+from xtuner.model import SupervisedFinetune
+from xtuner.utils import PROMPT_TEMPLATE
+
+base = {base!r}
+# xtuner prepends tokenizer.bos_token_id to every sample and fails on None (ChatML has no BOS)
+tokenizer = dict(type=AutoTokenizer.from_pretrained, pretrained_model_name_or_path=base,
+                 padding_side="right", bos_token="<|endoftext|>")
+model = dict(
+    type=SupervisedFinetune,
+    llm=dict(type=AutoModelForCausalLM.from_pretrained, pretrained_model_name_or_path=base,
+             torch_dtype=torch.float32),
+    lora=dict(type=LoraConfig, r=8, lora_alpha=16, lora_dropout=0.0, bias="none", task_type="CAUSAL_LM"),
+)
+train_dataloader = dict(
+    batch_size=1, num_workers=0,
+    dataset=dict(type=process_hf_dataset, dataset=dict(type=load_from_disk, dataset_path={data!r}),
+                 tokenizer=tokenizer, max_length=64, dataset_map_fn=openai_map_fn,
+                 template_map_fn=dict(type=template_map_fn_factory, template=PROMPT_TEMPLATE.qwen_chat),
+                 remove_unused_columns=True, shuffle_before_pack=True, pack_to_max_length=False,
+                 map_num_proc=1),
+    sampler=dict(type=DefaultSampler, shuffle=True),
+    collate_fn=dict(type=default_collate_fn),
+)
+optim_wrapper = dict(type=OptimWrapper, optimizer=dict(type=AdamW, lr=2e-2, weight_decay=0))
+param_scheduler = [dict(type=ConstantLR, factor=1.0, by_epoch=False, begin=0, end={iters})]
+train_cfg = dict(type=TrainLoop, max_iters={iters})
+default_hooks = dict(
+    timer=dict(type=IterTimerHook),
+    logger=dict(type=LoggerHook, log_metric_by_epoch=False, interval=10),
+    param_scheduler=dict(type=ParamSchedulerHook),
+    checkpoint=dict(type=CheckpointHook, by_epoch=False, interval={interval}, max_keep_ckpts=2,
+                    save_optimizer=False),
+)
+env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
+               dist_cfg=dict(backend="gloo"))
+visualizer = None
+log_level = "WARNING"
+load_from = None
+resume = False
+randomness = dict(seed=0, deterministic=False)
+log_processor = dict(by_epoch=False)
+"""
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONWARNINGS": "ignore"}
+
+
+def _split_base(src: Path, out: Path) -> Path:
+    """A copy of a single-file base model split into two shards (small norms first) + index."""
+    from safetensors.torch import load_file, save_file
+
+    from agentune.io import read_json, sha256_tree, write_json
+
+    shutil.copytree(src, out, ignore=shutil.ignore_patterns("model.safetensors"))
+    tensors = load_file(str(src / "model.safetensors"))
+    first = {k: v for k, v in tensors.items() if "norm" in k}
+    second = {k: v for k, v in tensors.items() if k not in first}
+    names = ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors")
+    weight_map = {}
+    for name, part in zip(names, (first, second), strict=True):
+        save_file(part, str(out / name), metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(part, name))
+    total = sum(v.numel() * v.element_size() for v in tensors.values())
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (out / "model.safetensors.index.json").write_text(json.dumps(index), encoding="utf-8")
+    prov = read_json(src / "agentune_base.json")
+    prov["weights_sha256"] = sha256_tree(out, "*.safetensors")
+    write_json(out / "agentune_base.json", prov)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_base) -> dict[str, Path]:
+    """A sharded tiny base and a real xtuner LoRA run on it (2 kept checkpoints, iter_20 and iter_40).
+
+    The data teaches the model to answer `ok` and end the turn, so the merged model has a reason to
+    emit <|im_end|>. agentune_train.json follows the train stage's contract (base hash, dataset).
+    """
+    from datasets import Dataset
+
+    from agentune.io import read_json, write_json
+
+    root = tmp_path_factory.mktemp("export")
+    base = _split_base(tiny_base, root / "base")
+    rows = [
+        {
+            "id": f"ok-{i}",
+            "messages": [
+                {"role": "user", "content": f"Say ok {i}", "loss": False},
+                {"role": "assistant", "content": "ok", "loss": True},
+            ],
+        }
+        for i in range(16)
+    ]
+    data = root / "converted"
+    Dataset.from_list(rows).save_to_disk(str(data))
+    work = root / "checkpoints"
+    work.mkdir()
+    cfg_path = work / "xtuner_config.py"
+    cfg_path.write_text(XTUNER_CFG.format(base=str(base), data=str(data), iters=40, interval=20), encoding="utf-8")
+    cmd = [sys.executable, "-m", "agentune.xtuner_run", "xtuner.tools.train", str(cfg_path), "--work-dir", str(work)]
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    write_json(
+        work / "agentune_train.json",
+        {
+            "base_model": {"path": str(base), "weights_sha256": read_json(base / "agentune_base.json")["weights_sha256"]},
+            "dataset_fingerprint": "test-ok-16",
+            "config": {"lora": {"r": 8, "alpha": 16}},
+        },
+    )
+    return {"root": root, "base": base, "checkpoints": work, "data": data}
+
+
+def _cfg(trained: dict[str, Path], out: Path, **kw):
+    from agentune import export
+
+    values = dict(
+        base_model=trained["base"],
+        checkpoints=trained["checkpoints"],
+        adapters_out=out / "adapters",
+        merged_out=out / "merged",
+    )
+    values.update(kw)
+    return export.Config(**values)
+
+
+@pytest.fixture(scope="module")
+def exported_fp32(trained, tmp_path_factory) -> Path:
+    from agentune import export
+
+    out = tmp_path_factory.mktemp("out_fp32")
+    export.run(_cfg(trained, out, dtype="float32"))
+    return out
+
+
+def _load_base(trained):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(trained["base"]), torch_dtype="float32").eval()
+
+
+def test_every_checkpoint_becomes_a_loadable_adapter(trained, exported_fp32):
+    import torch
+    from peft import PeftModel
+
+    from agentune.adapters import list_checkpoints
+    from agentune.io import read_json, sha256_file
+
+    ckpts = list_checkpoints(trained["checkpoints"])
+    assert [c.name for c in ckpts] == ["iter_20", "iter_40"]
+    assert read_json(exported_fp32 / "adapters" / "agentune_adapters.json")["adapters"] == ["iter_20", "iter_40"]
+    for ckpt in ckpts:
+        adir = exported_fp32 / "adapters" / ckpt.name
+        assert {p.name for p in adir.iterdir()} == {"adapter_config.json", "adapter_model.safetensors", "agentune_adapter.json"}
+        prov = read_json(adir / "agentune_adapter.json")
+        assert prov["iteration"] == ckpt.iteration
+        assert prov["checkpoint_sha256"] == sha256_file(ckpt.path)
+        assert prov["base_weights_sha256"] == read_json(trained["base"] / "agentune_base.json")["weights_sha256"]
+        assert prov["dataset_fingerprint"] == "test-ok-16"
+        assert prov["export_config"]["dtype"] == "float32"
+        model = PeftModel.from_pretrained(_load_base(trained), str(adir))
+        raw = torch.load(ckpt.path, map_location="cpu", weights_only=False)["state_dict"]
+        q = model.base_model.model.model.layers[1].self_attn.q_proj
+        torch.testing.assert_close(q.lora_A["default"].weight, raw["llm.base_model.model.model.layers.1.self_attn.q_proj.lora_A.default.weight"], rtol=0, atol=0)
+        assert q.scaling["default"] == 16 / 8
+
+
+def test_adapter_matches_xtuner_pth_to_hf(trained, exported_fp32, tmp_path):
+    from safetensors.torch import load_file
+
+    ckpt = trained["checkpoints"] / "iter_40.pth"
+    out = tmp_path / "xtuner_adapter"
+    cmd = [
+        sys.executable, "-m", "agentune.xtuner_run", "xtuner.tools.model_converters.pth_to_hf",
+        str(trained["checkpoints"] / "xtuner_config.py"), str(ckpt), str(out), "--safe-serialization", "--fp32",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    theirs = load_file(str(out / "adapter_model.safetensors"))
+    ours = load_file(str(exported_fp32 / "adapters" / "iter_40" / "adapter_model.safetensors"))
+    assert sorted(ours) == sorted(theirs)
+    for key in theirs:
+        assert ours[key].dtype == theirs[key].dtype and (ours[key] == theirs[key]).all(), key
+    a = json.loads((out / "adapter_config.json").read_text())
+    b = json.loads((exported_fp32 / "adapters" / "iter_40" / "adapter_config.json").read_text())
+    for key in ("r", "lora_alpha", "lora_dropout", "bias", "task_type", "peft_type", "use_rslora", "inference_mode"):
+        assert a[key] == b[key], key
+    assert sorted(a["target_modules"]) == sorted(b["target_modules"])
+
+
+def test_merged_fp32_logits_equal_unmerged_peft(trained, exported_fp32):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    merged = AutoModelForCausalLM.from_pretrained(str(exported_fp32 / "merged")).eval()
+    peft_model = PeftModel.from_pretrained(_load_base(trained), str(exported_fp32 / "adapters" / "iter_40")).eval()
+    base = _load_base(trained)
+    ids = torch.randint(0, merged.config.vocab_size, (3, 24), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        got, want, before = merged(ids).logits, peft_model(ids).logits, base(ids).logits
+    assert (want - before).abs().max() > 1e-3  # the adapter changes the model: the check below has teeth
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert merged.dtype == torch.float32
+
+
+def test_merge_equals_w_plus_scaled_ba_bf16(trained, exported_fp32, tmp_path, tiny_base):
+    """bf16 output: every weight = bf16(W + alpha/r * B @ A) (targets) or bf16(W); unsharded base too."""
+    import torch
+    from safetensors.torch import load_file
+
+    from agentune import merge
+
+    adapter = exported_fp32 / "adapters" / "iter_20"
+    state = load_file(str(adapter / "adapter_model.safetensors"))
+    base = dict(merge.iter_tensors(trained["base"]))
+    for i, source in enumerate((trained["base"], tiny_base)):  # two shards + index; one model.safetensors
+        out = tmp_path / f"merged{i}"
+        out.mkdir()
+        summary = merge.merge_weights(source, adapter, out, "bfloat16", progress=False)
+        assert summary["merged_modules"] == 14  # 7 linear layers x 2 blocks
+        got = dict(merge.iter_tensors(out))
+        assert sorted(got) == sorted(base)
+        n_targets = 0
+        for name, w in base.items():
+            a_key = "base_model.model." + name.removesuffix(".weight") + ".lora_A.weight"
+            want = w.float()
+            if a_key in state:
+                b = state[a_key.replace("lora_A", "lora_B")]
+                want = want + (16 / 8) * (b.float() @ state[a_key].float())
+                n_targets += 1
+            assert got[name].dtype == torch.bfloat16, name
+            torch.testing.assert_close(got[name].float(), want, rtol=2**-8, atol=1e-8, msg=name)
+        assert n_targets == 14
+    assert (tmp_path / "merged0" / "model.safetensors.index.json").is_file()
+    assert not (tmp_path / "merged1" / "model.safetensors.index.json").exists()
+
+
+def test_merged_model_stops_by_itself(exported_fp32):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    from agentune.io import read_json
+
+    merged_dir = exported_fp32 / "merged"
+    model = AutoModelForCausalLM.from_pretrained(str(merged_dir)).eval()
+    tok = AutoTokenizer.from_pretrained(str(merged_dir))
+    im_end, eot = tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")
+    gen = json.loads((merged_dir / "generation_config.json").read_text())
+    assert set(gen["eos_token_id"]) == {im_end, eot}
+    assert read_json(merged_dir / "agentune_merged.json")["stop_tokens"] == ["<|im_end|>", "<|endoftext|>"]
+    text = tok.apply_chat_template([{"role": "user", "content": "Say ok 99"}], add_generation_prompt=True, tokenize=False)
+    inputs = tok(text, return_tensors="pt", add_special_tokens=False)
+    n_prompt, budget = inputs["input_ids"].shape[1], 40
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=budget)
+        # The same model with a generation config that lacks the template's stop tokens runs on.
+        endless = model.generate(**inputs, max_new_tokens=budget, generation_config=GenerationConfig(do_sample=False, eos_token_id=None, pad_token_id=eot))
+    new = out[0, n_prompt:].tolist()
+    assert new[-1] == im_end and len(new) < budget
+    assert endless.shape[1] - n_prompt == budget
+
+
+def test_llama3_generation_config_stops_on_eot(tiny_base_llama3, tmp_path):
+    from agentune.chat_templates import get_template
+    from agentune.export import write_model_files
+
+    info = write_model_files(tiny_base_llama3, tmp_path, get_template("llama3"), "bfloat16")
+    gen = json.loads((tmp_path / "generation_config.json").read_text())
+    assert info["stop_tokens"] == ["<|eot_id|>", "<|end_of_text|>"] and gen["eos_token_id"] == info["eos_token_id"]
+    assert json.loads((tmp_path / "config.json").read_text())["torch_dtype"] == "bfloat16"
+    assert "<|start_header_id|>" in json.loads((tmp_path / "tokenizer_config.json").read_text())["chat_template"]
+
+
+def _copy_checkpoints(trained, dst: Path) -> Path:
+    shutil.copytree(trained["checkpoints"], dst)
+    return dst
+
+
+def test_corrupt_checkpoint_is_named(trained, tmp_path):
+    from agentune import export
+
+    work = _copy_checkpoints(trained, tmp_path / "ck")
+    bad = work / "iter_20.pth"
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    with pytest.raises(StageError, match=r"iter_20\.pth: cannot read checkpoint .*corrupt or incomplete"):
+        export.run(_cfg(trained, tmp_path, checkpoints=work))
+    assert not (tmp_path / "adapters").exists() and not (tmp_path / "merged").exists()
+    assert not list(tmp_path.glob(".*tmp-*"))
+
+
+def test_unknown_merge_checkpoint_lists_available(trained, tmp_path):
+    from agentune import export
+
+    with pytest.raises(StageError, match=r"no iter_7\.pth .*available: iter_20, iter_40 \(or 'last'\)"):
+        export.run(_cfg(trained, tmp_path, merge_checkpoint="iter_7"))
+    with pytest.raises(Exception, match="merge_checkpoint"):
+        export.Config(merge_checkpoint="best")
+
+
+def test_mismatched_base_is_rejected(trained, tmp_path):
+    from agentune import base_model, export
+    from agentune.io import read_json, write_json
+
+    other_seed = tmp_path / "seed1"
+    base_model.run(base_model.Config(source="tiny", out=other_seed, tiny={"seed": 1}))
+    with pytest.raises(StageError, match=r"base model mismatch: .*sha256 [0-9a-f]{64}, but .* has [0-9a-f]{64}"):
+        export.run(_cfg(trained, tmp_path, base_model=other_seed))
+
+    # A different architecture is caught from the shapes even when no hash was recorded.
+    narrow = tmp_path / "narrow"
+    base_model.run(base_model.Config(source="tiny", out=narrow, tiny={"hidden_size": 32}))
+    work = _copy_checkpoints(trained, tmp_path / "ck")
+    prov = read_json(work / "agentune_train.json")
+    del prov["base_model"]["weights_sha256"]
+    write_json(work / "agentune_train.json", prov)
+    with pytest.raises(StageError, match=r"does not fit the base model .*q_proj\.weight: base shape \[32, 32\], adapter gives \[64, 64\]"):
+        export.run(_cfg(trained, tmp_path, base_model=narrow, checkpoints=work))
+    assert not (tmp_path / "merged").exists()
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_killed_merge_leaves_previous_output_intact(trained, tmp_path):
+    """The export process is killed by the kernel (SIGXFSZ) while writing the second output shard."""
+    import signal
+
+    import yaml
+
+    from agentune.io import read_json
+
+    out = tmp_path / "out"
+    params = tmp_path / "params.yaml"
+    section = {k: str(v) for k, v in _cfg(trained, out, dtype="float32").model_dump().items()}
+    params.write_text(yaml.safe_dump({"export": section}), encoding="utf-8")
+    cmd = [sys.executable, "-m", "agentune.cli", "export", "--params", str(params)]
+    first = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = _tree(out / "merged")
+    shard1, shard2 = (out / "merged" / f"model-0000{i}-of-00002.safetensors" for i in (1, 2))
+    # Any file may grow to `limit` bytes: the adapters and the first shard fit, the second does not.
+    limit = shard2.stat().st_size // 2
+    assert shard1.stat().st_size < limit and (out / "adapters/iter_40/adapter_model.safetensors").stat().st_size < limit
+
+    def cap_file_size():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    # Python ignores SIGXFSZ at startup (a write then fails with EFBIG); restore the default action,
+    # which kills the process on the spot, like an OOM kill or a power cut would.
+    launcher = "import signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_DFL); from agentune.cli import main; sys.exit(main())"
+    killed_cmd = [sys.executable, "-c", launcher, *cmd[3:]]
+    killed = subprocess.run(killed_cmd, env=_env(), capture_output=True, text=True, preexec_fn=cap_file_size)
+    assert killed.returncode == -signal.SIGXFSZ, killed.stderr[-2000:]
+    leftovers = list(out.glob(".merged.tmp-*"))
+    assert leftovers and (leftovers[0] / shard1.name).is_file()  # it died mid-merge, after shard 1
+    assert _tree(out / "merged") == before  # the previous merged model is untouched
+
+    again = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert not list(out.glob(".*.tmp-*"))  # stale temp dirs of the killed run are cleaned up
+    after = read_json(out / "merged" / "agentune_merged.json")["weights_sha256"]
+    assert after == json.loads(before["agentune_merged.json"])["weights_sha256"]
+    assert _tree(out / "merged")["model-00002-of-00002.safetensors"] == before["model-00002-of-00002.safetensors"]
