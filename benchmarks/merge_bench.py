@@ -42,7 +42,12 @@ write_model_files(Path(base), out, get_template(template), dtype)
 
 def run_child(cmd: list[str]) -> tuple[float, float]:
     """Run a child; return (wall seconds, peak RSS GiB) of that child alone."""
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "2",
+        "PYTHONWARNINGS": "ignore",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     err = proc.stderr.read()
@@ -109,7 +114,9 @@ def make_llama_1b(out: Path) -> None:
         write_streaming(out / name, specs, produce)
         weight_map.update(dict.fromkeys(shapes, name))
         total += sum(2 * s[0] * (s[1] if len(s) > 1 else 1) for s in shapes.values())
-    (out / INDEX).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+    (out / INDEX).write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2)
+    )
 
 
 def make_adapter(base: Path, out: Path, r: int, alpha: int) -> int:
@@ -128,8 +135,12 @@ def make_adapter(base: Path, out: Path, r: int, alpha: int) -> int:
             module = name.removesuffix(".weight")
             if module.rsplit(".", 1)[-1] in targets:
                 n_out, n_in = info.shape
-                state[f"base_model.model.{module}.lora_A.weight"] = torch.randn(r, n_in, generator=gen) / n_in**0.5
-                state[f"base_model.model.{module}.lora_B.weight"] = torch.randn(n_out, r, generator=gen) * 0.02
+                state[f"base_model.model.{module}.lora_A.weight"] = (
+                    torch.randn(r, n_in, generator=gen) / n_in**0.5
+                )
+                state[f"base_model.model.{module}.lora_B.weight"] = (
+                    torch.randn(n_out, r, generator=gen) * 0.02
+                )
     out.mkdir(parents=True)
     LoraConfig(
         r=r, lora_alpha=alpha, target_modules=list(targets), task_type="CAUSAL_LM", inference_mode=True,
@@ -176,11 +187,27 @@ def bench(name: str, base: Path, adapter: Path, template: str, work: Path) -> di
     py = sys.executable
     warm_cache(base)
     res: dict = {"case": name}
-    out_bf16, out_xt, out_fp16 = work / f"{name}-ours-bf16", work / f"{name}-xtuner", work / f"{name}-ours-fp16"
-    res["ours_bf16"] = run_child([py, "-c", OURS, str(base), str(adapter), str(out_bf16), "bfloat16", template])
-    xt = [py, "-m", "agentune.xtuner_run", "xtuner.tools.model_converters.merge", str(base), str(adapter), str(out_xt)]
+    out_bf16, out_xt, out_fp16 = (
+        work / f"{name}-ours-bf16",
+        work / f"{name}-xtuner",
+        work / f"{name}-ours-fp16",
+    )
+    res["ours_bf16"] = run_child(
+        [py, "-c", OURS, str(base), str(adapter), str(out_bf16), "bfloat16", template]
+    )
+    xt = [
+        py,
+        "-m",
+        "agentune.xtuner_run",
+        "xtuner.tools.model_converters.merge",
+        str(base),
+        str(adapter),
+        str(out_xt),
+    ]
     res["xtuner_fp16"] = run_child([*xt, "--safe-serialization", "--device", "cpu"])
-    res["ours_fp16"] = run_child([py, "-c", OURS, str(base), str(adapter), str(out_fp16), "float16", template])
+    res["ours_fp16"] = run_child(
+        [py, "-c", OURS, str(base), str(adapter), str(out_fp16), "float16", template]
+    )
     res["diff_fp16_vs_xtuner"] = compare(out_fp16, out_xt)
     res["diff_bf16_vs_xtuner"] = compare(out_bf16, out_xt)
     for d in (out_bf16, out_xt, out_fp16):
@@ -191,20 +218,30 @@ def bench(name: str, base: Path, adapter: Path, template: str, work: Path) -> di
 def report(res: dict) -> None:
     (tb, rb), (tx, rx), (tf, rf) = res["ours_bf16"], res["xtuner_fp16"], res["ours_fp16"]
     d16, dbf = res["diff_fp16_vs_xtuner"], res["diff_bf16_vs_xtuner"]
-    print(f"\n== {res['case']} ({d16['params'] / 1e9:.3f} B params, adapter {res['adapter_params'] / 1e6:.1f} M)")
+    print(
+        f"\n== {res['case']} ({d16['params'] / 1e9:.3f} B params, adapter {res['adapter_params'] / 1e6:.1f} M)"
+    )
     print(f"{'merge':<28}{'wall_s':>10}{'peak_rss_gib':>14}")
     print(f"{'xtuner convert merge (fp16)':<28}{tx:>10.1f}{rx:>14.2f}")
     print(f"{'agentune merge (bf16)':<28}{tb:>10.1f}{rb:>14.2f}")
     print(f"{'agentune merge (fp16)':<28}{tf:>10.1f}{rf:>14.2f}")
-    print(f"ratios vs xtuner: bf16 wall {tb / tx:.2f}x, peak RSS {rb / rx:.2f}x; fp16 wall {tf / tx:.2f}x, peak RSS {rf / rx:.2f}x")
-    print(f"fp16 vs xtuner fp16: max abs diff {d16['max_abs_diff']:.3g} ({d16['max_diff_ulps']:.2f} fp16 ulp)")
-    print(f"bf16 vs xtuner fp16: max abs diff {dbf['max_abs_diff']:.3g} ({dbf['max_diff_ulps']:.2f} bf16 ulp)")
+    print(
+        f"ratios vs xtuner: bf16 wall {tb / tx:.2f}x, peak RSS {rb / rx:.2f}x; fp16 wall {tf / tx:.2f}x, peak RSS {rf / rx:.2f}x"
+    )
+    print(
+        f"fp16 vs xtuner fp16: max abs diff {d16['max_abs_diff']:.3g} ({d16['max_diff_ulps']:.2f} fp16 ulp)"
+    )
+    print(
+        f"bf16 vs xtuner fp16: max abs diff {dbf['max_abs_diff']:.3g} ({dbf['max_diff_ulps']:.2f} bf16 ulp)"
+    )
     if d16["missing_keys"] or dbf["missing_keys"]:
         print(f"keys only in xtuner's output: {d16['missing_keys'][:5]}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", choices=("default", "1b"), help="run one case")
     parser.add_argument("--workdir", type=Path, help="scratch dir (default: a temp dir, removed)")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -214,7 +251,9 @@ def main() -> None:
     try:
         default_base = ROOT / "models" / "base"
         if args.only in (None, "default"):
-            if (default_base / "model.safetensors").is_file() or (default_base / "model.safetensors.index.json").is_file():
+            if (default_base / "model.safetensors").is_file() or (
+                default_base / "model.safetensors.index.json"
+            ).is_file():
                 template = json.loads((default_base / "agentune_base.json").read_text())["template"]
                 adapter = work / "default-adapter"
                 n = make_adapter(default_base, adapter, r=16, alpha=32)
@@ -223,7 +262,9 @@ def main() -> None:
                 report(res)
                 results.append(res)
             else:
-                print(f"skipping the embedded default: no weights in {default_base} (run `agentune base_model`)")
+                print(
+                    f"skipping the embedded default: no weights in {default_base} (run `agentune base_model`)"
+                )
         if args.only in (None, "1b"):
             base = work / "llama-1b"
             make_llama_1b(base)

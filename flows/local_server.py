@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -71,7 +72,7 @@ def local_prefect_server(home: Path, port: int | None = None, timeout_s: float =
     prefect = str(Path(sys.executable).parent / "prefect")
     log = open(home / "server.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-services"],
+        [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         env={**prefect_env(home), "PREFECT_UI_API_URL": f"{url}/api"},
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -83,3 +84,19 @@ def local_prefect_server(home: Path, port: int | None = None, timeout_s: float =
     finally:
         stop(proc)
         log.close()
+
+
+def copy_repo(src: Path, dest: Path) -> Path:
+    """A throwaway copy of the working tree `src` (tracked + untracked-not-ignored files), as a git repo."""
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=src, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    for rel in filter(None, (f.decode() for f in files)):
+        path = src / rel
+        if path.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dest / rel)
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    if not (dest / ".dvc").is_dir():
+        subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=dest, check=True)
+    return dest

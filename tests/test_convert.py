@@ -297,3 +297,18 @@ def test_xtuner_tokenizes_every_assistant_turn_as_trained(tmp_path, monkeypatch,
         assistant = [m["content"] for m in row["messages"] if m["role"] == "assistant"]
         assert len(spans) == len(assistant) >= 1
         assert trained == [a + template.eos for a in assistant]
+
+
+def test_token_counts_match_the_tokenizers_own_chat_template(tiny_base):
+    from conftest import tool_conversation
+    from transformers import AutoTokenizer
+
+    samples = [tool_conversation(i)["conversation"] for i in range(5)]
+    tok = AutoTokenizer.from_pretrained(str(tiny_base))
+    expected = sorted(
+        len(tok.apply_chat_template([{"role": m["role"], "content": m["content"]} for m in s]))
+        for s in samples
+    )
+    stats = convert.token_lengths(tiny_base, samples)
+    assert stats["method"] == "chat template"
+    assert (stats["n"], stats["max"], stats["p50"]) == (5, expected[-1], expected[2])

@@ -129,16 +129,30 @@ def trained(tmp_path_factory, tiny_base) -> dict[str, Path]:
     work = root / "checkpoints"
     work.mkdir()
     cfg_path = work / "xtuner_config.py"
-    cfg_path.write_text(XTUNER_CFG.format(base=str(base), data=str(data), iters=40, interval=20), encoding="utf-8")
-    cmd = [sys.executable, "-m", "agentune.xtuner_run", "xtuner.tools.train", str(cfg_path), "--work-dir", str(work)]
+    cfg_path.write_text(
+        XTUNER_CFG.format(base=str(base), data=str(data), iters=40, interval=20), encoding="utf-8"
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "agentune.xtuner_run",
+        "xtuner.tools.train",
+        str(cfg_path),
+        "--work-dir",
+        str(work),
+    ]
     proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     write_json(
         work / "agentune_train.json",
         {
-            "base_model": {"path": str(base), "weights_sha256": read_json(base / "agentune_base.json")["weights_sha256"]},
-            "dataset_fingerprint": "test-ok-16",
-            "config": {"lora": {"r": 8, "alpha": 16}},
+            "base_model": {
+                "path": str(base),
+                "weights_sha256": read_json(base / "agentune_base.json")["weights_sha256"],
+            },
+            "dataset": {"path": str(data), "fingerprint": "test-ok-16"},
+            "lora": {"r": 8, "alpha": 16, "dropout": 0.0},
+            "status": "complete",
         },
     )
     return {"root": root, "base": base, "checkpoints": work, "data": data}
@@ -181,20 +195,34 @@ def test_every_checkpoint_becomes_a_loadable_adapter(trained, exported_fp32):
 
     ckpts = list_checkpoints(trained["checkpoints"])
     assert [c.name for c in ckpts] == ["iter_20", "iter_40"]
-    assert read_json(exported_fp32 / "adapters" / "agentune_adapters.json")["adapters"] == ["iter_20", "iter_40"]
+    assert read_json(exported_fp32 / "adapters" / "agentune_adapters.json")["adapters"] == [
+        "iter_20",
+        "iter_40",
+    ]
     for ckpt in ckpts:
         adir = exported_fp32 / "adapters" / ckpt.name
-        assert {p.name for p in adir.iterdir()} == {"adapter_config.json", "adapter_model.safetensors", "agentune_adapter.json"}
+        assert {p.name for p in adir.iterdir()} == {
+            "adapter_config.json",
+            "adapter_model.safetensors",
+            "agentune_adapter.json",
+        }
         prov = read_json(adir / "agentune_adapter.json")
         assert prov["iteration"] == ckpt.iteration
         assert prov["checkpoint_sha256"] == sha256_file(ckpt.path)
-        assert prov["base_weights_sha256"] == read_json(trained["base"] / "agentune_base.json")["weights_sha256"]
+        assert (
+            prov["base_weights_sha256"] == read_json(trained["base"] / "agentune_base.json")["weights_sha256"]
+        )
         assert prov["dataset_fingerprint"] == "test-ok-16"
         assert prov["export_config"]["dtype"] == "float32"
         model = PeftModel.from_pretrained(_load_base(trained), str(adir))
         raw = torch.load(ckpt.path, map_location="cpu", weights_only=False)["state_dict"]
         q = model.base_model.model.model.layers[1].self_attn.q_proj
-        torch.testing.assert_close(q.lora_A["default"].weight, raw["llm.base_model.model.model.layers.1.self_attn.q_proj.lora_A.default.weight"], rtol=0, atol=0)
+        torch.testing.assert_close(
+            q.lora_A["default"].weight,
+            raw["llm.base_model.model.model.layers.1.self_attn.q_proj.lora_A.default.weight"],
+            rtol=0,
+            atol=0,
+        )
         assert q.scaling["default"] == 16 / 8
 
 
@@ -216,7 +244,16 @@ def test_adapter_matches_xtuner_pth_to_hf(trained, exported_fp32, tmp_path):
         assert ours[key].dtype == theirs[key].dtype and (ours[key] == theirs[key]).all(), key
     a = json.loads((out / "adapter_config.json").read_text())
     b = json.loads((exported_fp32 / "adapters" / "iter_40" / "adapter_config.json").read_text())
-    for key in ("r", "lora_alpha", "lora_dropout", "bias", "task_type", "peft_type", "use_rslora", "inference_mode"):
+    for key in (
+        "r",
+        "lora_alpha",
+        "lora_dropout",
+        "bias",
+        "task_type",
+        "peft_type",
+        "use_rslora",
+        "inference_mode",
+    ):
         assert a[key] == b[key], key
     assert sorted(a["target_modules"]) == sorted(b["target_modules"])
 
@@ -227,7 +264,9 @@ def test_merged_fp32_logits_equal_unmerged_peft(trained, exported_fp32):
     from transformers import AutoModelForCausalLM
 
     merged = AutoModelForCausalLM.from_pretrained(str(exported_fp32 / "merged")).eval()
-    peft_model = PeftModel.from_pretrained(_load_base(trained), str(exported_fp32 / "adapters" / "iter_40")).eval()
+    peft_model = PeftModel.from_pretrained(
+        _load_base(trained), str(exported_fp32 / "adapters" / "iter_40")
+    ).eval()
     base = _load_base(trained)
     ids = torch.randint(0, merged.config.vocab_size, (3, 24), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -282,16 +321,22 @@ def test_merged_model_stops_by_itself(exported_fp32):
     gen = json.loads((merged_dir / "generation_config.json").read_text())
     assert set(gen["eos_token_id"]) == {im_end, eot}
     assert read_json(merged_dir / "agentune_merged.json")["stop_tokens"] == ["<|im_end|>", "<|endoftext|>"]
-    text = tok.apply_chat_template([{"role": "user", "content": "Say ok 99"}], add_generation_prompt=True, tokenize=False)
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "Say ok 99"}], add_generation_prompt=True, tokenize=False
+    )
     inputs = tok(text, return_tensors="pt", add_special_tokens=False)
     n_prompt, budget = inputs["input_ids"].shape[1], 40
     with torch.no_grad():
         out = model.generate(**inputs, max_new_tokens=budget)
-        # The same model with a generation config that lacks the template's stop tokens runs on.
-        endless = model.generate(**inputs, max_new_tokens=budget, generation_config=GenerationConfig(do_sample=False, eos_token_id=None, pad_token_id=eot))
+        # The same model with a generation config that lacks the template's stop tokens runs on past them.
+        other = tok.convert_tokens_to_ids("<|im_start|>")
+        no_stop = GenerationConfig(do_sample=False, eos_token_id=[other], pad_token_id=other)
+        endless = model.generate(**inputs, max_new_tokens=budget, generation_config=no_stop)
     new = out[0, n_prompt:].tolist()
     assert new[-1] == im_end and len(new) < budget
-    assert endless.shape[1] - n_prompt == budget
+    assert endless[0, n_prompt : n_prompt + len(new)].tolist() == new and endless.shape[1] - n_prompt > len(
+        new
+    )
 
 
 def test_llama3_generation_config_stops_on_eot(tiny_base_llama3, tmp_path):
@@ -300,9 +345,14 @@ def test_llama3_generation_config_stops_on_eot(tiny_base_llama3, tmp_path):
 
     info = write_model_files(tiny_base_llama3, tmp_path, get_template("llama3"), "bfloat16")
     gen = json.loads((tmp_path / "generation_config.json").read_text())
-    assert info["stop_tokens"] == ["<|eot_id|>", "<|end_of_text|>"] and gen["eos_token_id"] == info["eos_token_id"]
+    assert (
+        info["stop_tokens"] == ["<|eot_id|>", "<|end_of_text|>"]
+        and gen["eos_token_id"] == info["eos_token_id"]
+    )
     assert json.loads((tmp_path / "config.json").read_text())["torch_dtype"] == "bfloat16"
-    assert "<|start_header_id|>" in json.loads((tmp_path / "tokenizer_config.json").read_text())["chat_template"]
+    assert (
+        "<|start_header_id|>" in json.loads((tmp_path / "tokenizer_config.json").read_text())["chat_template"]
+    )
 
 
 def _copy_checkpoints(trained, dst: Path) -> Path:
@@ -337,7 +387,9 @@ def test_mismatched_base_is_rejected(trained, tmp_path):
 
     other_seed = tmp_path / "seed1"
     base_model.run(base_model.Config(source="tiny", out=other_seed, tiny={"seed": 1}))
-    with pytest.raises(StageError, match=r"base model mismatch: .*sha256 [0-9a-f]{64}, but .* has [0-9a-f]{64}"):
+    with pytest.raises(
+        StageError, match=r"base model mismatch: .*sha256 [0-9a-f]{64}, but .* has [0-9a-f]{64}"
+    ):
         export.run(_cfg(trained, tmp_path, base_model=other_seed))
 
     # A different architecture is caught from the shapes even when no hash was recorded.
@@ -347,7 +399,10 @@ def test_mismatched_base_is_rejected(trained, tmp_path):
     prov = read_json(work / "agentune_train.json")
     del prov["base_model"]["weights_sha256"]
     write_json(work / "agentune_train.json", prov)
-    with pytest.raises(StageError, match=r"does not fit the base model .*q_proj\.weight: base shape \[32, 32\], adapter gives \[64, 64\]"):
+    with pytest.raises(
+        StageError,
+        match=r"does not fit the base model .*o_proj\.weight: base shape \[32, 32\], adapter gives \[64, 64\]",
+    ):
         export.run(_cfg(trained, tmp_path, base_model=narrow, checkpoints=work))
     assert not (tmp_path / "merged").exists()
 
@@ -375,7 +430,10 @@ def test_killed_merge_leaves_previous_output_intact(trained, tmp_path):
     shard1, shard2 = (out / "merged" / f"model-0000{i}-of-00002.safetensors" for i in (1, 2))
     # Any file may grow to `limit` bytes: the adapters and the first shard fit, the second does not.
     limit = shard2.stat().st_size // 2
-    assert shard1.stat().st_size < limit and (out / "adapters/iter_40/adapter_model.safetensors").stat().st_size < limit
+    assert (
+        shard1.stat().st_size < limit
+        and (out / "adapters/iter_40/adapter_model.safetensors").stat().st_size < limit
+    )
 
     def cap_file_size():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
@@ -396,4 +454,7 @@ def test_killed_merge_leaves_previous_output_intact(trained, tmp_path):
     assert not list(out.glob(".*.tmp-*"))  # stale temp dirs of the killed run are cleaned up
     after = read_json(out / "merged" / "agentune_merged.json")["weights_sha256"]
     assert after == json.loads(before["agentune_merged.json"])["weights_sha256"]
-    assert _tree(out / "merged")["model-00002-of-00002.safetensors"] == before["model-00002-of-00002.safetensors"]
+    assert (
+        _tree(out / "merged")["model-00002-of-00002.safetensors"]
+        == before["model-00002-of-00002.safetensors"]
+    )

@@ -276,3 +276,53 @@ def test_flow_cli_help():
         env={**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING"},
     )
     assert out.returncode == 0 and "--target" in out.stdout
+
+
+def _copy_repo(dest: Path) -> Path:
+    """This working tree's tracked + untracked-not-ignored files, as a fresh git repo."""
+    from flows.local_server import copy_repo
+
+    return copy_repo(REPO_ROOT, dest)
+
+
+@pytest.mark.slow
+def test_tiny_profile_end_to_end(prefect_api, tmp_path):
+    """The real pipeline (all six stages of dvc.yaml) on the tiny model through the flow."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from agentune.dvc_dag import stage_order
+
+    repo = _copy_repo(tmp_path / "repo")
+    bfcl_cache = REPO_ROOT / ".cache" / "bfcl"  # the pinned BFCL wheel, fetched once per checkout
+    state = _run(dict(repo=str(repo), profile="tiny", overrides=[f"evaluate.bfcl.cache_dir={bfcl_cache}"]))
+    assert state.is_completed(), state.message
+    flow_run_id = state.state_details.flow_run_id
+    stages = stage_order(repo)
+    assert [r.name for r in _task_runs(flow_run_id) if r.name in stages] == stages
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    assert set(lock["stages"]) == set(stages)
+    assert "source: tiny" in (repo / "params.yaml").read_text()
+
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    by_key = {a.key: a for a in arts}
+    table = by_key["agentune-eval-metrics"].data
+    table = json.loads(table) if isinstance(table, str) else table
+    metrics = json.loads((repo / "metrics" / "eval.json").read_text())
+    assert [row["metric"] for row in table] == metrics["headline"]
+    assert (
+        table[0]["merged"]
+        == metrics["models"]["merged"][table[0]["metric"].split("/")[0]][table[0]["metric"].split("/")[1]]
+    )
+
+    # MLflow parent run <-> Prefect flow run.
+    info = json.loads((repo / "reports" / "mlflow_run.json").read_text())
+    assert info["parent_run_id"] in by_key["agentune-mlflow-run"].data
+    from mlflow import MlflowClient
+
+    tags = MlflowClient(tracking_uri=info["tracking_uri"]).get_run(info["parent_run_id"]).data.tags
+    assert tags["prefect_flow_run_id"] == str(flow_run_id)
+    assert str(flow_run_id) in tags["prefect_flow_run_url"]

@@ -90,13 +90,29 @@ def test_file_counts_add_up_for_the_full_release_size():
     assert 0 < tflan < 0.2 * 34442  # chat rewrites stay a minority
 
 
+#: A tool's spec without its name -> its registry name (renamed records offer the same functions).
+BY_SIGNATURE = {
+    json.dumps({k: v for k, v in s.items() if k != "name"}, sort_keys=True): n
+    for n, (s, _) in REGISTRY.items()
+}
+
+
+def offered_specs(system: str) -> list[dict]:
+    return [json.loads(line) for line in system.splitlines() if line.startswith('{"name"')]
+
+
+def original(spec_: dict) -> str:
+    return BY_SIGNATURE[json.dumps({k: v for k, v in spec_.items() if k != "name"}, sort_keys=True)]
+
+
 def check_react(rec: dict) -> Counter:
     """Every ReAct turn parses; calls use an offered tool with valid args; responses are true results."""
     conv = rec["conversation"]
-    tools = offered(conv[0]["content"])
-    assert conv[0]["content"] == protocol.render_system([spec(t) for t in tools])
-    assert 1 <= len(tools) <= 5 and len(set(tools)) == len(tools)
+    specs = {s["name"]: s for s in offered_specs(conv[0]["content"])}
+    assert conv[0]["content"] == protocol.render_system(list(specs.values()))
+    assert 1 <= len(specs) <= 5
     seen = Counter()
+    seen["renamed"] += any(n not in REGISTRY for n in specs)
     for i, m in enumerate(conv[1:], 1):
         if m["role"] != "assistant":
             continue
@@ -104,12 +120,17 @@ def check_react(rec: dict) -> Counter:
         assert reply.format_valid and not reply.hallucinated and not reply.problems, m["content"]
         seen[reply.kind] += 1
         if reply.kind == "call":
-            assert reply.action in tools
-            props = spec(reply.action)["parameters"]
+            assert reply.action in specs
+            props = specs[reply.action]["parameters"]
             assert set(props["required"]) <= set(reply.args) <= set(props["properties"])
             if i + 1 < len(conv):
-                assert conv[i + 1]["content"] == protocol.format_response(execute(reply.action, reply.args))
+                result = execute(original(specs[reply.action]), reply.args)
+                assert conv[i + 1]["content"] == protocol.format_response(result)
     return seen
+
+
+def test_tool_specs_are_distinct_without_their_names():
+    assert len(BY_SIGNATURE) == len(REGISTRY)
 
 
 def test_react_files_follow_the_protocol():
@@ -123,6 +144,7 @@ def test_react_files_follow_the_protocol():
             normalize(rec)  # valid for the converter: roles, order, non-empty content, loss
             kinds += check_react(rec)
     assert kinds["call"] > 300 and kinds["final"] > 150
+    assert 0.15 * 450 < kinds["renamed"] < 0.35 * 450  # a quarter offer the tools under other names
 
 
 def test_single_turn_records_end_on_the_call():
@@ -161,7 +183,7 @@ def test_negatives_offer_no_fitting_tool_and_answer_without_a_call():
         conv = rec["conversation"]
         reply = protocol.parse_reply(conv[-1]["content"])
         assert reply.kind == "final" and len(conv) == 3
-        tools = offered(conv[0]["content"])
+        tools = [original(t) for t in offered_specs(conv[0]["content"])]
         assert "search_web" not in tools
         if reply.final_answer.startswith("Sorry, I can't "):
             irrelevant += 1
@@ -200,3 +222,18 @@ def test_tflan_records_are_plain_chat():
             assert conv[0]["content"] in sample_data.PLAIN_SYSTEM
             assert all("Action:" not in m["content"] for m in conv)
             normalize(rec)
+
+
+def test_the_evaluation_reference_requests_are_never_generated():
+    tree = ("*", ("+", 44232, ("/", 13312, ("-", 232, 32))), 5)
+    assert sample_data.is_reserved([{"role": "user", "content": f"What is {sample_data._render(tree)}?"}])
+    assert sample_data.is_reserved(
+        [{"role": "user", "content": "Please help me search the InternLM2 Technical Report."}]
+    )
+    # the ArxivSearch reference request is one of the generator's own phrasings: it must be filtered out
+    hits = 0
+    for name in AGENT_FLAN_FILES:
+        for rec in records(name, 600):
+            assert not sample_data.is_reserved(rec["conversation"])
+            hits += any("InternLM2" in m["content"] for m in rec["conversation"] if m["role"] == "user")
+    assert hits > 0  # the paper itself is still asked about, in other words

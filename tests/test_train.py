@@ -146,7 +146,9 @@ def test_two_process_gloo(tmp_path, tiny_base, tiny_converted):
     record = assert_layout(cfg, 4, [2, 4])
     assert record["distributed"] is True and record["world_size"] == 2
     assert "MMDistributedDataParallel" in (cfg.out / "xtuner_config.py").read_text()
-    assert "world_size: 2" in (cfg.out / "train.log").read_text()
+    log = (cfg.out / "train.log").read_text()
+    assert "Distributed launcher: pytorch" in log and "Distributed training: True" in log
+    assert "GPU number: 2" in log  # mmengine's name for the world size
 
 
 @pytest.mark.slow
@@ -234,7 +236,6 @@ def test_real_profile_renders_reference_config(tmp_path):
         dataset=Path("/data/converted"),
         xtuner_template="llama3_chat",
         cuda=True,
-        has_bos=True,
     )
     path = tmp_path / "xtuner_config.py"
     path.write_text(render(cfg, target))
@@ -263,7 +264,7 @@ def test_real_profile_renders_reference_config(tmp_path):
     assert ds.template_map_fn.template == PROMPT_TEMPLATE.llama3_chat
     assert PROMPT_TEMPLATE.llama3_chat.STOP_WORDS == ["<|eot_id|>"]
     assert (ds.max_length, ds.pack_to_max_length, ds.shuffle_before_pack) == (4096, True, True)
-    assert "bos_token" not in c.tokenizer  # Llama-3 keeps its BOS
+    assert "bos_token" not in c.tokenizer  # Llama-3's tokenizer BOS is the template's
     assert (c.train_dataloader.batch_size, c.train_dataloader.num_workers) == (1, 0)
 
     ow = c.optim_wrapper
@@ -287,3 +288,15 @@ def test_real_profile_renders_reference_config(tmp_path):
     assert len(chat) == 1 and chat[0].every_n_iters == 500
     assert "ArxivSearch" in chat[0].system and chat[0].evaluation_inputs
     assert c.env_cfg.dist_cfg.backend == "nccl" and "model_wrapper_cfg" not in c
+
+
+def test_bos_follows_the_chat_template(tmp_path, tiny_base):
+    """xtuner prepends the tokenizer's bos_token: it must be the template's (chat_templates), not
+    whatever the tokenizer file says (SmolLM2's GGUF tokenizer says <|im_start|>)."""
+    from agentune.chat_templates import get_template
+
+    assert train.bos_override(tiny_base, "chatml") is None
+    other = tmp_path / "tok"
+    other.mkdir()
+    (other / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<|im_start|>"}))
+    assert train.bos_override(other, "chatml") == (get_template("chatml").bos,)

@@ -82,7 +82,9 @@ def _load_zero(path: Path) -> dict:
     try:
         state = get_state_dict_from_zero_checkpoint(str(path.parent), path.name)
     except Exception as exc:
-        raise StageError(f"{path}: cannot read DeepSpeed ZeRO checkpoint ({type(exc).__name__}: {exc})") from None
+        raise StageError(
+            f"{path}: cannot read DeepSpeed ZeRO checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
     return {"state_dict": state, "meta": {}}
 
 
@@ -127,7 +129,9 @@ def lora_settings_from_cfg_text(text: str) -> dict[str, Any] | None:
         return out
 
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "model" for t in node.targets):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "model" for t in node.targets
+        ):
             model = literal_kwargs(node.value)
             if isinstance(model.get("lora"), dict):
                 lora = dict(model["lora"])

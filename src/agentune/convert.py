@@ -22,7 +22,7 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 PROVENANCE = "agentune_convert.json"
 REJECTS = "rejects.jsonl"
 ROLES = ("system", "user", "assistant")
+_ROLE_SET = frozenset(ROLES)
 EXCERPT_CHARS = 200
 
 
@@ -140,44 +141,48 @@ def normalize(obj: Any) -> tuple[str, list[dict[str, Any]]]:
     if not isinstance(conv, list) or not conv:
         raise _bad("bad_conversation", "'conversation' must be a non-empty list of messages")
     messages = []
+    trained = False
     for i, m in enumerate(conv):
-        if not isinstance(m, dict):
+        if type(m) is not dict:
             raise _bad("bad_message", f"conversation[{i}] is not an object")
         role, content, loss = m.get("role"), m.get("content"), m.get("loss")
-        if role not in ROLES:
+        if role not in _ROLE_SET:
             raise _bad(
                 "unknown_role", f"conversation[{i}]: unknown role {role!r}; allowed: {', '.join(ROLES)}"
             )
-        if not isinstance(content, str):
+        if type(content) is not str:
             what = type(content).__name__
             raise _bad("bad_content", f"conversation[{i}] ({role}): 'content' must be a string, got {what}")
         if not content or content.isspace():
             raise _bad("empty_content", f"conversation[{i}] ({role}): empty content")
         if loss is not None and loss is not True and loss is not False:
             raise _bad("bad_loss", f"conversation[{i}] ({role}): 'loss' must be true or false, got {loss!r}")
-        messages.append({"role": role, "content": content, "loss": role == "assistant" and loss is not False})
-    check_turns(messages)
+        train = role == "assistant" and loss is not False
+        trained = trained or train
+        messages.append({"role": role, "content": content, "loss": train})
+    check_turns(messages, trained)
     return rid, messages
 
 
-def check_turns(messages: list[dict[str, Any]]) -> None:
+def check_turns(messages: list[dict[str, Any]], trained: bool) -> None:
     """Turn order xtuner's openai_map_fn turns into (input, output) pairs without losing anything."""
     roles = [m["role"] for m in messages]
-    if "assistant" not in roles:
-        raise _bad("no_assistant_turn", "no assistant turn: nothing to train on")
-    if not any(m["loss"] for m in messages):
+    if not trained:
+        if "assistant" not in roles:
+            raise _bad("no_assistant_turn", "no assistant turn: nothing to train on")
         raise _bad("no_trained_turn", "every assistant turn has loss=false: nothing to train on")
-    first = next((i for i, r in enumerate(roles) if r != "system"), None)
-    if first is None or roles[first] != "user":
-        raise _bad(
-            "turn_order",
-            f"the first non-system turn must be 'user', got {roles[first] if first is not None else 'none'!r}",
-        )
-    for i in range(1, len(roles)):
-        if roles[i] == "assistant" and roles[i - 1] == "assistant":
+    prev = None
+    for i, role in enumerate(roles):
+        if prev is None and role != "system":
+            if role != "user":
+                raise _bad("turn_order", f"the first non-system turn must be 'user', got {role!r}")
+            prev = role
+        elif role == "assistant" and prev == "assistant":
             raise _bad(
                 "turn_order", f"conversation[{i}]: two assistant turns in a row (no user turn between them)"
             )
+        elif prev is not None:
+            prev = role
     if roles[-1] != "assistant":
         raise _bad(
             "turn_order",
@@ -229,29 +234,66 @@ def percentiles(values: list[int]) -> dict[str, float | int]:
 
 
 def token_lengths(base_dir: Path, samples: list[list[dict[str, Any]]]) -> dict[str, Any]:
-    """Token counts of whole conversations rendered with the base model's chat template."""
-    from transformers import AutoTokenizer
+    """Token counts of whole conversations rendered with the base model's own chat template.
 
+    Uses the `tokenizers` library and the template from tokenizer_config.json directly (no transformers
+    or torch import: that alone costs ~1 GiB of RSS and many seconds on a small machine).
+    """
     from agentune.base_model import model_path
+    from agentune.io import read_json
 
     path = model_path(base_dir)
-    tok = AutoTokenizer.from_pretrained(str(path))
-    texts = []
-    for msgs in samples:
-        plain = [{"role": m["role"], "content": m["content"]} for m in msgs]
-        if tok.chat_template:
-            texts.append(tok.apply_chat_template(plain, tokenize=False))
-        else:
-            texts.append("\n".join(m["content"] for m in plain))
-    lengths: list[int] = []
-    for i in range(0, len(texts), 256):
-        enc = tok(texts[i : i + 256], add_special_tokens=False)["input_ids"]
-        lengths += [len(ids) for ids in enc]
+    if not (path / "tokenizer.json").is_file():
+        raise StageError(
+            f"{path}: no tokenizer.json (a fast tokenizer is needed for the token statistics); "
+            "set convert.token_stats_records: 0 to skip them"
+        )
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(path / "tokenizer.json"))
+    render, method = chat_renderer(read_json(path / "tokenizer_config.json"))
+    texts = [render(msgs) for msgs in samples]
+    lengths = [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)]
     return {
         "tokenizer": str(path),
-        "method": "chat template" if tok.chat_template else "contents joined by newlines",
+        "method": method,
         **percentiles(lengths),
     }
+
+
+def chat_renderer(tok_cfg: dict[str, Any]) -> tuple[Callable[[list[dict[str, Any]]], str], str]:
+    """(render, method): render messages with the tokenizer config's Jinja chat template, as HF does."""
+    template = tok_cfg.get("chat_template")
+    if isinstance(template, list):  # named templates: take the default one
+        template = next((t["template"] for t in template if t.get("name") == "default"), None)
+    if not template:
+
+        def plain(msgs):
+            return "\n".join(m["content"] for m in msgs)
+
+        return plain, "contents joined by newlines (no chat template)"
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message):
+        raise StageError(f"chat template error: {message}")
+
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+    )
+    env.filters["tojson"] = lambda x, **kw: json.dumps(x, ensure_ascii=False, **kw)
+    env.globals["raise_exception"] = raise_exception
+    compiled = env.from_string(template)
+    tokens = {
+        k: (v.get("content") if isinstance(v, dict) else v)
+        for k, v in tok_cfg.items()
+        if k.endswith("_token")
+    }
+
+    def render(msgs):
+        plain = [{"role": m["role"], "content": m["content"]} for m in msgs]
+        return compiled.render(messages=plain, add_generation_prompt=False, **tokens)
+
+    return render, "chat template"
 
 
 def _check_inputs(cfg: Config) -> list[Path]:

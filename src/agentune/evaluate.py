@@ -81,6 +81,8 @@ class Config(StrictModel):
     heldout: Path = Path("data/eval/heldout.jsonl")
     models: list[Literal["base", "checkpoints", "merged"]] = ["base", "checkpoints", "merged"]
     suites: list[Literal["heldout", "scenarios", "bfcl"]] = list(SUITES)
+    # suites run on the intermediate checkpoints (base and merged always run all of `suites`)
+    checkpoint_suites: list[Literal["heldout", "scenarios", "bfcl"]] = list(SUITES)
     heldout_n: int = Field(40, ge=1)
     scenario_max_turns: int = Field(8, ge=1)
     max_new_tokens: int = Field(128, ge=1)
@@ -220,7 +222,13 @@ def run(cfg: Config) -> None:
         else:
             backend = backend or make_backend(cfg, base_path, template)
             backend.use_adapter(m["name"] if m["kind"] == "checkpoint" else None, m["dir"])
-        suites, records, seconds, tokens = evaluate_model(backend, samples, scenarios, cfg)
+        if m["kind"] == "checkpoint":
+            keep = set(cfg.checkpoint_suites)
+            m_samples = [s for s in samples if s.suite.split("_", 1)[0] in keep]
+            m_scenarios = scenarios if "scenarios" in keep else []
+        else:
+            m_samples, m_scenarios = samples, scenarios
+        suites, records, seconds, tokens = evaluate_model(backend, m_samples, m_scenarios, cfg)
         gen_recs = [r for r in records if r["step"] >= 0]
         results[m["name"]] = {
             "iteration": m["iteration"], "kind": m["kind"], "suites": suites, "seconds": round(seconds, 2),

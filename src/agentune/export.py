@@ -64,12 +64,30 @@ def read_train_provenance(work_dir: Path) -> dict:
     return read_json(path)
 
 
+def trained_base_hash(train_prov: dict) -> str | None:
+    """Weights hash of the base the run trained on (`base_model.weights_sha256` in agentune_train.json)."""
+    recorded = (train_prov.get("base_model") or {}).get("weights_sha256")
+    return recorded or _find(train_prov, ("base_weights_sha256", "base_model_weights_sha256"))
+
+
+def dataset_fingerprint(train_prov: dict) -> str | None:
+    """Fingerprint of the converted dataset the run trained on (`dataset.fingerprint`)."""
+    recorded = (train_prov.get("dataset") or {}).get("fingerprint")
+    return recorded or _find(train_prov, ("dataset_fingerprint",))
+
+
 def check_base_hash(train_prov: dict, base_prov: dict, work_dir: Path, base_dir: Path) -> str | None:
     """The base the run was trained on must be the base we merge into (same weights hash)."""
-    trained_on = _find(train_prov, ("base_weights_sha256", "base_model_weights_sha256", "weights_sha256"))
+    if train_prov.get("status") not in (None, "complete"):
+        log.warning(
+            "%s: training status is %r, not 'complete'", work_dir / TRAIN_PROVENANCE, train_prov["status"]
+        )
+    trained_on = trained_base_hash(train_prov)
     current = base_prov.get("weights_sha256")
     if trained_on is None:
-        log.warning("%s records no base-model weights hash; only shapes are checked", work_dir / TRAIN_PROVENANCE)
+        log.warning(
+            "%s records no base-model weights hash; only shapes are checked", work_dir / TRAIN_PROVENANCE
+        )
     elif current != trained_on:
         raise StageError(
             f"base model mismatch: the checkpoints in {work_dir} were trained on a base with weights "
@@ -100,7 +118,9 @@ def checkpoint_sha256(path: Path) -> str:
     return sha256_tree(path) if path.is_dir() else sha256_file(path)
 
 
-def export_adapters(cfg: Config, checkpoints: list, base_path: Path, train_prov: dict, out: Path) -> list[dict]:
+def export_adapters(
+    cfg: Config, checkpoints: list, base_path: Path, train_prov: dict, out: Path
+) -> list[dict]:
     """Write one PEFT adapter per checkpoint under `out`; return their provenance records."""
     from agentune import adapters, merge
     from agentune.io import sha256_tree, write_json
@@ -130,9 +150,13 @@ def export_adapters(cfg: Config, checkpoints: list, base_path: Path, train_prov:
             "checkpoint_path": str(ckpt.path),
             "checkpoint_sha256": checkpoint_sha256(ckpt.path),
             "adapter_sha256": sha256_tree(target, "*.safetensors"),
-            "base_weights_sha256": _find(train_prov, ("base_weights_sha256", "base_model_weights_sha256", "weights_sha256")),
-            "dataset_fingerprint": _find(train_prov, ("dataset_fingerprint",)),
-            "lora": {"r": lora_config.r, "lora_alpha": lora_config.lora_alpha, "target_modules": sorted(lora_config.target_modules)},
+            "base_weights_sha256": trained_base_hash(train_prov),
+            "dataset_fingerprint": dataset_fingerprint(train_prov),
+            "lora": {
+                "r": lora_config.r,
+                "lora_alpha": lora_config.lora_alpha,
+                "target_modules": sorted(lora_config.target_modules),
+            },
             "train": train_prov,
             "export_config": cfg.model_dump(mode="json"),
         }
@@ -176,9 +200,15 @@ def write_model_files(base_path: Path, out: Path, template, dtype: str) -> dict:
 
     eos = stop_token_ids(tokenizer, template)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
-    gen = GenerationConfig(bos_token_id=config.get("bos_token_id"), eos_token_id=eos, pad_token_id=pad, do_sample=False)
+    gen = GenerationConfig(
+        bos_token_id=config.get("bos_token_id"), eos_token_id=eos, pad_token_id=pad, do_sample=False
+    )
     gen.save_pretrained(str(out))
-    return {"eos_token_id": eos, "pad_token_id": pad, "stop_tokens": [tokenizer.convert_ids_to_tokens(i) for i in eos]}
+    return {
+        "eos_token_id": eos,
+        "pad_token_id": pad,
+        "stop_tokens": [tokenizer.convert_ids_to_tokens(i) for i in eos],
+    }
 
 
 def remove_stale_temp(final: Path) -> None:
@@ -219,9 +249,7 @@ def run(cfg: Config) -> None:
         )
         record = next(r for r in records if r["checkpoint"] == chosen.name)
         with atomic_dir(cfg.merged_out) as merged_tmp:
-            summary = merge.merge_weights(
-                base_path, adapters_tmp / chosen.name, merged_tmp, cfg.dtype
-            )
+            summary = merge.merge_weights(base_path, adapters_tmp / chosen.name, merged_tmp, cfg.dtype)
             stops = write_model_files(base_path, merged_tmp, template, cfg.dtype)
             write_json(
                 merged_tmp / MERGED_PROVENANCE,
@@ -240,4 +268,11 @@ def run(cfg: Config) -> None:
                     "config": cfg.model_dump(mode="json"),
                 },
             )
-    log.info("%d adapter(s) -> %s; %s merged (%s) -> %s", len(records), cfg.adapters_out, chosen.name, cfg.dtype, cfg.merged_out)
+    log.info(
+        "%d adapter(s) -> %s; %s merged (%s) -> %s",
+        len(records),
+        cfg.adapters_out,
+        chosen.name,
+        cfg.dtype,
+        cfg.merged_out,
+    )

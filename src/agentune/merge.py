@@ -89,7 +89,18 @@ def write_streaming(
     """Write a safetensors file whose tensors (name, dtype tag, shape) are produced one at a time."""
     import torch
 
-    sizes = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+    sizes = {
+        "F64": 8,
+        "F32": 4,
+        "F16": 2,
+        "BF16": 2,
+        "I64": 8,
+        "I32": 4,
+        "I16": 2,
+        "I8": 1,
+        "U8": 1,
+        "BOOL": 1,
+    }
     header: dict[str, Any] = {"__metadata__": metadata or {"format": "pt"}}
     offset = 0
     for name, tag, shape in specs:
@@ -106,7 +117,9 @@ def write_streaming(
         for name, tag, shape in specs:
             tensor = produce(name)
             if _TORCH_TO_ST[str(tensor.dtype).removeprefix("torch.")] != tag or tuple(tensor.shape) != shape:
-                raise RuntimeError(f"{name}: produced {tensor.dtype} {tuple(tensor.shape)}, expected {tag} {shape}")
+                raise RuntimeError(
+                    f"{name}: produced {tensor.dtype} {tuple(tensor.shape)}, expected {tag} {shape}"
+                )
             if tensor.numel():
                 fh.write(tensor.contiguous().view(-1).view(torch.uint8).numpy().data)
         fh.flush()
@@ -143,7 +156,9 @@ def adapter_deltas(adapter_dir: Path) -> dict[str, LoraDelta]:
 
     cfg = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
     if cfg.get("bias", "none") != "none":
-        raise StageError(f"{adapter_dir}: LoRA bias={cfg['bias']!r} is not supported by the merge (only 'none')")
+        raise StageError(
+            f"{adapter_dir}: LoRA bias={cfg['bias']!r} is not supported by the merge (only 'none')"
+        )
     if cfg.get("rank_pattern") or cfg.get("alpha_pattern"):
         raise StageError(f"{adapter_dir}: per-module rank/alpha patterns are not supported by the merge")
     state = load_file(str(adapter_dir / "adapter_model.safetensors"))
@@ -165,7 +180,9 @@ def adapter_deltas(adapter_dir: Path) -> dict[str, LoraDelta]:
     return deltas
 
 
-def check_against_base(deltas: dict[str, LoraDelta], tables: dict[str, TensorInfo], adapter_dir: Path) -> None:
+def check_against_base(
+    deltas: dict[str, LoraDelta], tables: dict[str, TensorInfo], adapter_dir: Path
+) -> None:
     """Every target exists in the base with the shape [out, in] that B @ A produces."""
     problems = []
     for name, d in deltas.items():

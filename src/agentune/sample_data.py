@@ -17,7 +17,9 @@ format_response) and every tool result comes from the real function in `agentune
 
 from __future__ import annotations
 
+import json
 import random
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -1255,10 +1257,72 @@ def file_counts(n_records: int, mix: dict[str, float]) -> dict[str, int]:
     return counts
 
 
+#: The evaluation's fixed reference requests (the `scenarios` suite of `evaluate`): no training record
+#: contains them, so the scenarios measure generalisation, not recall.
+RESERVED_FRAGMENTS: tuple[str, ...] = (
+    "Please help me search the InternLM2 Technical Report.",
+    "44232 + 13312 / (232 - 32)",
+    "Beijing to Shanghai on 2024-07-01",
+    "Beijing to Shanghai on July 1, 2024",
+)
+
+
+def is_reserved(conversation: list[dict[str, Any]]) -> bool:
+    """Whether a user turn contains one of the evaluation's reference requests."""
+    return any(f in m["content"] for m in conversation if m["role"] == "user" for f in RESERVED_FRAGMENTS)
+
+
+#: Share of ReAct records whose tools are offered under other names (the same functions), so the model
+#: learns to copy the name from the tool list instead of recalling a fixed one.
+RENAMED_SHARE = 0.25
+_RENAMED_KINDS = ("react", "react_multi", "j1s1", "negative")
+
+
+def name_variant(name: str, r: random.Random) -> str:
+    """Another plausible name for a tool: a different verb, camelCase, or another namespace."""
+    ns, _, base = name.rpartition(".")
+    options = []
+    if base.startswith("get_"):
+        options += [f"fetch_{base[4:]}", f"lookup_{base[4:]}", f"query_{base[4:]}"]
+    parts = base.split("_")
+    if len(parts) > 1:
+        options.append(parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:]))
+    options += [f"{r.choice(('api', 'tools', 'utils', 'service'))}.{base}"]
+    if ns:
+        options.append(base)
+    return r.choice(options)
+
+
+def rename_tools(conv: list[dict[str, Any]], r: random.Random) -> list[dict[str, Any]]:
+    """The same conversation with every offered tool renamed (system prompt, calls, answers)."""
+    system = conv[0]["content"]
+    specs = [json.loads(line) for line in system.splitlines() if line.startswith('{"name"')]
+    if not specs or system != protocol.render_system(specs):
+        return conv
+    names = {s["name"]: name_variant(s["name"], r) for s in specs}
+    if len(set(names.values())) < len(names):
+        return conv
+    pattern = re.compile("|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)))
+    out = [{**conv[0], "content": protocol.render_system([{**s, "name": names[s["name"]]} for s in specs])}]
+    for m in conv[1:]:
+        if m["role"] == "assistant":
+            m = {**m, "content": pattern.sub(lambda x: names[x.group(0)], m["content"])}
+        out.append(m)
+    return out
+
+
 def generate(file_name: str, count: int, seed: int) -> Iterator[dict[str, Any]]:
     """The records of one file; record i depends only on (seed, file_name, i)."""
     kind = FILES[file_name]
     stem = file_name.removesuffix(".jsonl")
     for i in range(count):
-        r = random.Random(f"{seed}:{stem}:{i}")
-        yield {"id": f"{stem}_{i}", "conversation": BUILDERS[kind](r)}
+        conv = BUILDERS[kind](random.Random(f"{seed}:{stem}:{i}"))
+        retry = 0
+        while is_reserved(conv):  # rebuild deterministically from a derived seed
+            retry += 1
+            conv = BUILDERS[kind](random.Random(f"{seed}:{stem}:{i}:{retry}"))
+        if kind in _RENAMED_KINDS:
+            r = random.Random(f"{seed}:{stem}:{i}:names")
+            if r.random() < RENAMED_SHARE:
+                conv = rename_tools(conv, r)
+        yield {"id": f"{stem}_{i}", "conversation": conv}

@@ -235,6 +235,18 @@ def check_device(cfg: Config, cuda: bool) -> None:
         raise StageError("no CUDA device, but the params need one:\n  - " + "\n  - ".join(problems))
 
 
+def bos_override(model_path: Path, template: str) -> tuple[str | None] | None:
+    """(template BOS,) when the tokenizer's bos_token differs from the chat template's, else None."""
+    from agentune.chat_templates import get_template
+
+    want = get_template(template).bos
+    cfg_file = model_path / "tokenizer_config.json"
+    have = json.loads(cfg_file.read_text(encoding="utf-8")).get("bos_token") if cfg_file.is_file() else None
+    if isinstance(have, dict):  # AddedToken form
+        have = have.get("content")
+    return None if have == want else (want,)
+
+
 def resolve_launch(cfg: Config) -> LaunchParams:
     """Launch params with xtuner's environment overrides applied."""
     env = os.environ
@@ -453,7 +465,6 @@ def run(cfg: Config, args: argparse.Namespace | None = None) -> None:
     """Train (or resume) and leave models/checkpoints complete, or fail with the real cause."""
     import torch
 
-    from agentune.chat_templates import get_template
     from agentune.io import read_json, replace_path, write_json
     from agentune.xtuner_config import Target, render
 
@@ -486,7 +497,7 @@ def run(cfg: Config, args: argparse.Namespace | None = None) -> None:
         dataset=cfg.dataset.resolve(),
         xtuner_template=inputs["base_model"]["xtuner_template"],
         cuda=cuda,
-        has_bos=get_template(inputs["base_model"]["template"]).bos is not None,
+        bos_override=bos_override(Path(inputs["base_model"]["path"]), inputs["base_model"]["template"]),
         world_size=world,
     )
     # mmengine dumps its own flattened copy to <work_dir>/<config name>, so the rendered file runs from

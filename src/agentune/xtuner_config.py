@@ -24,7 +24,9 @@ class Target:
     dataset: Path  # the converted dataset (save_to_disk folder)
     xtuner_template: str  # key into xtuner.utils.PROMPT_TEMPLATE
     cuda: bool  # a CUDA device is present
-    has_bos: bool = True  # the chat template starts with a BOS token (llama3) or not (chatml)
+    #: set the tokenizer's bos_token to this (the template's BOS, None = none) when the tokenizer
+    #: disagrees with the template; xtuner prepends tokenizer.bos_token_id to every sample
+    bos_override: tuple[str | None] | None = None
     world_size: int = 1  # processes in all (nnodes * nproc_per_node)
 
 
@@ -156,11 +158,11 @@ def render(cfg: Config, target: Target) -> str:
     add("    pretrained_model_name_or_path=pretrained_model_name_or_path,")
     add("    trust_remote_code=trust_remote_code,")
     add('    padding_side="right",')
-    if not target.has_bos:
+    if target.bos_override is not None:
         add(
-            "    # this chat template has no BOS; without this xtuner would prepend the tokenizer's bos_token"
+            "    # the chat template's BOS (xtuner prepends bos_token to every sample); the tokenizer differs"
         )
-        add("    bos_token=None,")
+        add(f"    bos_token={target.bos_override[0]!r},")
     add(")")
     add("")
     add("model = dict(")
