@@ -173,8 +173,10 @@ def compare(ours: Path, theirs: Path) -> dict:
                 b = read_tensor(other, tinfo).to(torch.float32)
                 diff = (a.to(torch.float32) - b).abs()
                 max_abs = max(max_abs, float(diff.max()))
-                eps = torch.finfo(a.dtype).eps  # ulp at 1.0: 2^-7 (bf16), 2^-10 (fp16)
-                ulp = torch.clamp(b.abs(), min=torch.finfo(a.dtype).tiny) * eps
+                # one ulp of ours' dtype at the larger magnitude (2^-7 relative for bf16, 2^-10 for fp16),
+                # floored at fp16's smallest normal number (below it fp16 itself has no relative precision)
+                eps = torch.finfo(a.dtype).eps
+                ulp = torch.clamp(torch.maximum(a.abs().to(torch.float32), b.abs()), min=2.0**-14) * eps
                 max_ulps = max(max_ulps, float((diff / ulp).max()))
                 n += a.numel()
     for h in handles.values():
@@ -183,10 +185,15 @@ def compare(ours: Path, theirs: Path) -> dict:
     return {"max_abs_diff": max_abs, "max_diff_ulps": max_ulps, "params": n, "missing_keys": missing}
 
 
+IMPORTS_ONLY = "import torch, transformers, peft, safetensors, agentune.merge, agentune.export"
+
+
 def bench(name: str, base: Path, adapter: Path, template: str, work: Path) -> dict:
     py = sys.executable
     warm_cache(base)
     res: dict = {"case": name}
+    # what the interpreter + torch/transformers imports alone hold (the same in both children)
+    res["imports_only"] = run_child([py, "-c", IMPORTS_ONLY])
     out_bf16, out_xt, out_fp16 = (
         work / f"{name}-ours-bf16",
         work / f"{name}-xtuner",
@@ -222,6 +229,7 @@ def report(res: dict) -> None:
         f"\n== {res['case']} ({d16['params'] / 1e9:.3f} B params, adapter {res['adapter_params'] / 1e6:.1f} M)"
     )
     print(f"{'merge':<28}{'wall_s':>10}{'peak_rss_gib':>14}")
+    print(f"{'(imports only)':<28}{res['imports_only'][0]:>10.1f}{res['imports_only'][1]:>14.2f}")
     print(f"{'xtuner convert merge (fp16)':<28}{tx:>10.1f}{rx:>14.2f}")
     print(f"{'agentune merge (bf16)':<28}{tb:>10.1f}{rb:>14.2f}")
     print(f"{'agentune merge (fp16)':<28}{tf:>10.1f}{rf:>14.2f}")

@@ -16,62 +16,6 @@ from agentune.errors import StageError
 
 pytestmark = pytest.mark.slow
 
-XTUNER_CFG = """\
-import torch
-from datasets import load_from_disk
-from mmengine.dataset import DefaultSampler
-from mmengine.hooks import CheckpointHook, IterTimerHook, LoggerHook, ParamSchedulerHook
-from mmengine.optim import ConstantLR, OptimWrapper
-from peft import LoraConfig
-from torch.optim import AdamW
-from transformers import AutoModelForCausalLM, AutoTokenizer
-from xtuner.dataset import process_hf_dataset
-from xtuner.dataset.collate_fns import default_collate_fn
-from xtuner.dataset.map_fns import openai_map_fn, template_map_fn_factory
-from xtuner.engine.runner import TrainLoop
-from xtuner.model import SupervisedFinetune
-from xtuner.utils import PROMPT_TEMPLATE
-
-base = {base!r}
-# xtuner prepends tokenizer.bos_token_id to every sample and fails on None (ChatML has no BOS)
-tokenizer = dict(type=AutoTokenizer.from_pretrained, pretrained_model_name_or_path=base,
-                 padding_side="right", bos_token="<|endoftext|>")
-model = dict(
-    type=SupervisedFinetune,
-    llm=dict(type=AutoModelForCausalLM.from_pretrained, pretrained_model_name_or_path=base,
-             torch_dtype=torch.float32),
-    lora=dict(type=LoraConfig, r=8, lora_alpha=16, lora_dropout=0.0, bias="none", task_type="CAUSAL_LM"),
-)
-train_dataloader = dict(
-    batch_size=1, num_workers=0,
-    dataset=dict(type=process_hf_dataset, dataset=dict(type=load_from_disk, dataset_path={data!r}),
-                 tokenizer=tokenizer, max_length=64, dataset_map_fn=openai_map_fn,
-                 template_map_fn=dict(type=template_map_fn_factory, template=PROMPT_TEMPLATE.qwen_chat),
-                 remove_unused_columns=True, shuffle_before_pack=True, pack_to_max_length=False,
-                 map_num_proc=1),
-    sampler=dict(type=DefaultSampler, shuffle=True),
-    collate_fn=dict(type=default_collate_fn),
-)
-optim_wrapper = dict(type=OptimWrapper, optimizer=dict(type=AdamW, lr=2e-2, weight_decay=0))
-param_scheduler = [dict(type=ConstantLR, factor=1.0, by_epoch=False, begin=0, end={iters})]
-train_cfg = dict(type=TrainLoop, max_iters={iters})
-default_hooks = dict(
-    timer=dict(type=IterTimerHook),
-    logger=dict(type=LoggerHook, log_metric_by_epoch=False, interval=10),
-    param_scheduler=dict(type=ParamSchedulerHook),
-    checkpoint=dict(type=CheckpointHook, by_epoch=False, interval={interval}, max_keep_ckpts=2,
-                    save_optimizer=False),
-)
-env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
-               dist_cfg=dict(backend="gloo"))
-visualizer = None
-log_level = "WARNING"
-load_from = None
-resume = False
-randomness = dict(seed=0, deterministic=False)
-log_processor = dict(by_epoch=False)
-"""
-
 
 def _env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONWARNINGS": "ignore"}
@@ -103,14 +47,14 @@ def _split_base(src: Path, out: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_base) -> dict[str, Path]:
-    """A sharded tiny base and a real xtuner LoRA run on it (2 kept checkpoints, iter_20 and iter_40).
+    """A sharded tiny base and a real `agentune train` run on it (2 kept checkpoints, iter_20 and iter_40).
 
     The data teaches the model to answer `ok` and end the turn, so the merged model has a reason to
-    emit <|im_end|>. agentune_train.json follows the train stage's contract (base hash, dataset).
+    emit <|im_end|>. The checkpoints hold optimizer state too (train's save_optimizer default).
     """
     from datasets import Dataset
 
-    from agentune.io import read_json, write_json
+    from agentune import train
 
     root = tmp_path_factory.mktemp("export")
     base = _split_base(tiny_base, root / "base")
@@ -127,34 +71,21 @@ def trained(tmp_path_factory, tiny_base) -> dict[str, Path]:
     data = root / "converted"
     Dataset.from_list(rows).save_to_disk(str(data))
     work = root / "checkpoints"
-    work.mkdir()
-    cfg_path = work / "xtuner_config.py"
-    cfg_path.write_text(
-        XTUNER_CFG.format(base=str(base), data=str(data), iters=40, interval=20), encoding="utf-8"
+    cfg = train.Config(
+        base_model=base,
+        dataset=data,
+        out=work,
+        loss_curve=root / "train_loss.tsv",
+        lora={"r": 8, "alpha": 16, "dropout": 0.0},
+        max_length=64,
+        pack_to_max_length=False,
+        max_iters=40,
+        lr=5e-2,
+        warmup_ratio=0.0,
+        save_steps=20,
+        keep=2,
     )
-    cmd = [
-        sys.executable,
-        "-m",
-        "agentune.xtuner_run",
-        "xtuner.tools.train",
-        str(cfg_path),
-        "--work-dir",
-        str(work),
-    ]
-    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    write_json(
-        work / "agentune_train.json",
-        {
-            "base_model": {
-                "path": str(base),
-                "weights_sha256": read_json(base / "agentune_base.json")["weights_sha256"],
-            },
-            "dataset": {"path": str(data), "fingerprint": "test-ok-16"},
-            "lora": {"r": 8, "alpha": 16, "dropout": 0.0},
-            "status": "complete",
-        },
-    )
+    train.run(cfg)
     return {"root": root, "base": base, "checkpoints": work, "data": data}
 
 
@@ -193,6 +124,7 @@ def test_every_checkpoint_becomes_a_loadable_adapter(trained, exported_fp32):
     from agentune.adapters import list_checkpoints
     from agentune.io import read_json, sha256_file
 
+    train_prov = read_json(trained["checkpoints"] / "agentune_train.json")
     ckpts = list_checkpoints(trained["checkpoints"])
     assert [c.name for c in ckpts] == ["iter_20", "iter_40"]
     assert read_json(exported_fp32 / "adapters" / "agentune_adapters.json")["adapters"] == [
@@ -212,7 +144,8 @@ def test_every_checkpoint_becomes_a_loadable_adapter(trained, exported_fp32):
         assert (
             prov["base_weights_sha256"] == read_json(trained["base"] / "agentune_base.json")["weights_sha256"]
         )
-        assert prov["dataset_fingerprint"] == "test-ok-16"
+        assert prov["dataset_fingerprint"] == train_prov["dataset"]["fingerprint"] is not None
+        assert prov["train"] == train_prov
         assert prov["export_config"]["dtype"] == "float32"
         model = PeftModel.from_pretrained(_load_base(trained), str(adir))
         raw = torch.load(ckpt.path, map_location="cpu", weights_only=False)["state_dict"]

@@ -114,7 +114,7 @@ def discover_models(cfg: Config) -> list[dict]:
         models.append({"name": "base", "kind": "base", "iteration": 0, "dir": None})
     last_iter = 0
     if "checkpoints" in cfg.models and cfg.adapters.is_dir():
-        for d in sorted(cfg.adapters.glob("iter_*")):
+        for d in sorted(p for p in cfg.adapters.glob("iter_*") if p.is_dir()):
             info = read_json(d / "agentune_adapter.json") if (d / "agentune_adapter.json").is_file() else {}
             it = int(info.get("iteration", d.name.split("_", 1)[1]))
             models.append({"name": d.name, "kind": "checkpoint", "iteration": it, "dir": d})
@@ -187,13 +187,70 @@ def make_backend(cfg: Config, base_path: Path, template):
     )
 
 
-def run(cfg: Config) -> None:
-    """Evaluate every model on every suite, write metrics and the report, then log to MLflow."""
+def suites_for(m: dict, cfg: Config, samples: list, scenarios: list) -> tuple[list, list]:
+    """The prompts a model runs: everything, or `checkpoint_suites` for intermediate checkpoints."""
+    if m["kind"] != "checkpoint":
+        return samples, scenarios
+    keep = set(cfg.checkpoint_suites)
+    return [s for s in samples if s.suite.split("_", 1)[0] in keep], scenarios if "scenarios" in keep else []
+
+
+def evaluate_models(cfg: Config, models: list[dict], samples, scenarios, template, base_path: Path):
+    """Evaluate each model in order (base, adapters switched on one loaded base, merged loaded apart)."""
     import gc
 
+    from agentune import generation
+
+    results, per_sample, backend = {}, {}, None
+    for m in models:
+        if m["kind"] == "merged" and cfg.backend == "local":
+            backend = None
+            gc.collect()
+            backend = generation.LocalBackend(m["dir"], template, cfg.local.batch_size, cfg.max_new_tokens,
+                                              cfg.local.device, cfg.local.dtype)  # fmt: skip
+        else:
+            backend = backend or make_backend(cfg, base_path, template)
+            backend.use_adapter(m["name"] if m["kind"] == "checkpoint" else None, m["dir"])
+        suites, records, seconds, tokens = evaluate_model(
+            backend, *suites_for(m, cfg, samples, scenarios), cfg
+        )
+        gen_recs = [r for r in records if r["step"] >= 0]
+        results[m["name"]] = {
+            "iteration": m["iteration"], "kind": m["kind"], "suites": suites, "seconds": round(seconds, 2),
+            "tokens_per_s": round(tokens / seconds, 2) if seconds else 0.0,
+            "mean_gen_tokens": round(tokens / len(gen_recs), 2) if gen_recs else 0.0,
+        }  # fmt: skip
+        per_sample[m["name"]] = records
+        log.info("%s: %.1fs, %s", m["name"], seconds, {s: a.get("format_valid") for s, a in suites.items()})
+    return results, per_sample
+
+
+def log_to_mlflow(cfg: Config, results, per_sample, dirs: dict, artifacts: list[Path]) -> None:
+    """Send everything to MLflow; an unreachable server warns (or fails if required), outputs stay."""
+    from agentune import tracking
+    from agentune.config import read_params
+    from agentune.io import write_json
+
+    params_doc = read_params() if Path("params.yaml").is_file() else {}
+    params_doc = {**params_doc, "evaluate": cfg.model_dump(mode="json")}
+    out = cfg.report_dir / "mlflow_run.json"
+    try:
+        info = tracking.log_evaluation(cfg.mlflow, results, per_sample, dirs, artifacts, params_doc)
+    except tracking.TrackingUnavailable as exc:
+        msg = f"{exc}\n{cfg.metrics_out} and {cfg.report_dir}/eval.md are written and intact; nothing was sent to MLflow."
+        write_json(out, {"status": "unreachable", "error": str(exc)})
+        if cfg.mlflow.required:
+            raise StageError(msg + " (evaluate.mlflow.required is true)") from None
+        log.warning("%s Set evaluate.mlflow.required=true to fail instead.", msg)
+        return
+    write_json(out, {**info, "status": "logged"})
+    log.info("MLflow: parent run %s at %s (%s)", info["parent_run_id"], info["tracking_uri"], info["run_url"])
+
+
+def run(cfg: Config) -> None:
+    """Evaluate every model on every suite, write metrics and the report, then log to MLflow."""
     from agentune import base_model, eval_report
     from agentune.chat_templates import get_template
-    from agentune.config import read_params
     from agentune.io import write_json
 
     template = get_template(base_model.read_provenance(cfg.base_model)["template"])
@@ -209,35 +266,9 @@ def run(cfg: Config) -> None:
         len(samples),
         len(scenarios),
     )
+    results, per_sample = evaluate_models(cfg, models, samples, scenarios, template, base_path)
 
-    results, per_sample, backend = {}, {}, None
-    for m in models:
-        if m["kind"] == "merged" and cfg.backend == "local":
-            backend = None
-            gc.collect()
-            from agentune import generation
-
-            backend = generation.LocalBackend(m["dir"], template, cfg.local.batch_size, cfg.max_new_tokens,
-                                              cfg.local.device, cfg.local.dtype)  # fmt: skip
-        else:
-            backend = backend or make_backend(cfg, base_path, template)
-            backend.use_adapter(m["name"] if m["kind"] == "checkpoint" else None, m["dir"])
-        if m["kind"] == "checkpoint":
-            keep = set(cfg.checkpoint_suites)
-            m_samples = [s for s in samples if s.suite.split("_", 1)[0] in keep]
-            m_scenarios = scenarios if "scenarios" in keep else []
-        else:
-            m_samples, m_scenarios = samples, scenarios
-        suites, records, seconds, tokens = evaluate_model(backend, m_samples, m_scenarios, cfg)
-        gen_recs = [r for r in records if r["step"] >= 0]
-        results[m["name"]] = {
-            "iteration": m["iteration"], "kind": m["kind"], "suites": suites, "seconds": round(seconds, 2),
-            "tokens_per_s": round(tokens / seconds, 2) if seconds else 0.0,
-            "mean_gen_tokens": round(tokens / len(gen_recs), 2) if gen_recs else 0.0,
-        }  # fmt: skip
-        per_sample[m["name"]] = records
-        log.info("%s: %.1fs, %s", m["name"], seconds, {s: a.get("format_valid") for s, a in suites.items()})
-
+    # outputs first: nothing computed is lost whatever happens to MLflow
     report = cfg.report_dir
     report.mkdir(parents=True, exist_ok=True)
     suite_n = {s: a["n"] for s, a in next(iter(results.values()))["suites"].items()}
@@ -249,34 +280,10 @@ def run(cfg: Config) -> None:
     eval_report.write_curve(cfg.curve_out, results, cfg.headline)
     eval_report.write_samples(report / "eval_samples.jsonl", per_sample)
     charts = eval_report.plot_charts(report, results, cfg.headline)
-    text = eval_report.write_report(report / "eval.md", results, per_sample, charts, meta)
-    print(text)
+    print(eval_report.write_report(report / "eval.md", results, per_sample, charts, meta))
 
-    tracking_info: dict = {"status": "disabled"}
-    if cfg.mlflow.enabled:
-        from agentune import tracking
-
-        dirs = {m["name"]: (m["dir"] or base_path) for m in models}
-        params_doc = read_params() if Path("params.yaml").is_file() else {"evaluate": meta["config"]}
-        params_doc = {**params_doc, "evaluate": meta["config"]}
-        try:
-            tracking_info = tracking.log_evaluation(
-                cfg.mlflow,
-                results,
-                per_sample,
-                dirs,
-                [cfg.metrics_out, report / "eval.md", *charts],
-                params_doc,
-            )
-            tracking_info["status"] = "logged"
-            log.info(
-                "MLflow: parent run %s at %s", tracking_info["parent_run_id"], tracking_info["tracking_uri"]
-            )
-        except tracking.TrackingUnavailable as exc:
-            msg = f"{exc}\n{cfg.metrics_out} and {report}/eval.md are written and intact; nothing was sent to MLflow."
-            write_json(report / "mlflow_run.json", {"status": "unreachable", "error": str(exc)})
-            if cfg.mlflow.required:
-                raise StageError(msg + " (evaluate.mlflow.required is true)") from None
-            log.warning("%s Set evaluate.mlflow.required=true to fail instead.", msg)
-            return
-    write_json(report / "mlflow_run.json", tracking_info)
+    if not cfg.mlflow.enabled:
+        write_json(report / "mlflow_run.json", {"status": "disabled"})
+        return
+    dirs = {m["name"]: (m["dir"] or base_path) for m in models}
+    log_to_mlflow(cfg, results, per_sample, dirs, [cfg.metrics_out, report / "eval.md", *charts])

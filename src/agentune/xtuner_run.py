@@ -9,15 +9,16 @@ them in the child process before xtuner runs, and only where no CUDA device exis
 2. mmengine's `init_dist` calls `torch.cuda.set_device(local_rank)`, which fails without CUDA: made a
    no-op so several CPU processes can train over gloo.
 (The other two CPU traps, no 4-bit quantization and no AmpOptimWrapper, are handled in the rendered
-config, not here.) One fix applies on every device:
-3. xtuner's tokenization prepends `tokenizer.bos_token_id` to every sample and fails on `None`, which
-   is what ChatML tokenizers without a BOS token (SmolLM2, the tiny model) have; xtuner special-cases
-   only Qwen's classes. No BOS token is treated as an empty prefix, as xtuner does for Qwen.
+config, not here.) Two fixes apply on every device:
+3. xtuner's tokenization prepends `tokenizer.bos_token_id` to every sample and fails on `None` (a
+   tokenizer without a BOS token); xtuner special-cases only Qwen's classes. No BOS token is treated
+   as an empty prefix, as xtuner does for Qwen.
 4. torch >= 2.6 loads with `weights_only=True` by default, which rejects the mmengine objects in
    xtuner's own training checkpoints, so resuming fails in xtuner's seed lookup and mmengine's loader.
    For files under this run's `--work-dir` only (checkpoints this run wrote), a `torch.load` that
-   does not choose `weights_only` gets `weights_only=False`; every other load keeps torch's default. Unlike the `xtuner` command, which exits 0 when the job fails, this exits with the
-tool's real status.
+   does not choose `weights_only` gets `weights_only=False`; every other load keeps torch's default.
+
+Unlike the `xtuner` command, which exits 0 when the job fails, this exits with the tool's real status.
 """
 
 from __future__ import annotations
