@@ -6,8 +6,8 @@
 Cases: the embedded default base in models/base (SmolLM2-135M-Instruct, bf16) with a random LoRA (r 16,
 all linear layers), and a ~1B-parameter Llama-shaped model with random bf16 weights (hidden 2048,
 16 layers, vocab 32000, two ~1 GB shards) created here with a random LoRA (r 64, all linear layers).
-Each merge runs in its own child process; peak RSS is that child's ru_maxrss (os.wait4), wall time
-includes interpreter start and imports for both sides. xtuner's merge always loads the base in fp16 and
+Each merge runs in its own child process; peak RSS is that child's maximum resident set size as
+`/usr/bin/time -v` reports it; wall time includes interpreter start and imports for both sides. xtuner's merge always loads the base in fp16 and
 writes fp16, so agentune's merge is also run with dtype float16 for a same-dtype comparison, and its
 default bf16 output is compared in units of bf16 rounding (1 ulp = 2^-7 relative).
 """
@@ -41,7 +41,11 @@ write_model_files(Path(base), out, get_template(template), dtype)
 
 
 def run_child(cmd: list[str]) -> tuple[float, float]:
-    """Run a child; return (wall seconds, peak RSS GiB) of that child alone."""
+    """Run a child under /usr/bin/time -v; return (wall seconds, peak RSS GiB) of that child alone.
+
+    (getrusage/wait4 would not do: Linux carries the forking parent's peak RSS over fork + exec into
+    the child's ru_maxrss, so every child would report at least this script's own size.)
+    """
     env = {
         **os.environ,
         "OMP_NUM_THREADS": "2",
@@ -49,14 +53,15 @@ def run_child(cmd: list[str]) -> tuple[float, float]:
         "TOKENIZERS_PARALLELISM": "false",
     }
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(
+        ["/usr/bin/time", "-v", *cmd], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.decode(errors="replace")
     if proc.returncode != 0:
-        raise SystemExit(f"{cmd[:4]} failed ({proc.returncode}):\n{err.decode()[-3000:]}")
-    return wall, usage.ru_maxrss / 2**20  # KiB -> GiB
+        raise SystemExit(f"{cmd[:4]} failed ({proc.returncode}):\n{err[-3000:]}")
+    kib = next(int(line.split(":")[1]) for line in err.splitlines() if "Maximum resident set size" in line)
+    return wall, kib / 2**20
 
 
 def warm_cache(model_dir: Path) -> None:

@@ -175,8 +175,8 @@ def before_after_table(results: dict[str, Any], samples: dict[str, list[dict]]) 
     """Markdown table: each suite x metric, base vs merged (or last), delta, n, McNemar p, bootstrap CI."""
     from agentune.scoring import METRICS
 
-    if "base" not in results:
-        return ""
+    if "base" not in results or len(results) < 2:
+        return "(no before/after: evaluate the base and at least one fine-tuned model)"
     after = "merged" if "merged" in results else list(results)[-1]
     lines = [f"| suite | metric | n | base | {after} | delta | McNemar p | 95% CI of delta |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
