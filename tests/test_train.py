@@ -300,3 +300,29 @@ def test_bos_follows_the_chat_template(tmp_path, tiny_base):
     other.mkdir()
     (other / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<|im_start|>"}))
     assert train.bos_override(other, "chatml") == (get_template("chatml").bos,)
+
+
+@pytest.mark.parametrize(("iters", "ratio"), [(12, 0.1), (60, 0.05), (20, 0.0)])
+def test_schedule_reaches_full_lr(tmp_path, iters, ratio):
+    """The rendered LinearLR warmup + cosine, built by mmengine, reaches the configured lr and decays to
+    ~0 (a 1-iteration LinearLR window would leave the whole run at start_factor x lr)."""
+    import torch
+    from mmengine.config import Config as MMConfig
+    from mmengine.registry import PARAM_SCHEDULERS
+
+    from agentune.xtuner_config import Target, render
+
+    cfg = train.Config(max_iters=iters, warmup_ratio=ratio, lr=3e-4)
+    target = Target(model_path=tmp_path, dataset=tmp_path, xtuner_template="qwen_chat", cuda=False)
+    (tmp_path / "c.py").write_text(render(cfg, target))
+    c = MMConfig.fromfile(str(tmp_path / "c.py"))
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    scheds = [PARAM_SCHEDULERS.build(dict(s, optimizer=opt)) for s in c.param_scheduler]
+    lrs = []
+    for _ in range(iters):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        for s in scheds:
+            s.step()
+    assert max(lrs) == pytest.approx(cfg.lr)
+    assert lrs[-1] < 0.05 * cfg.lr

@@ -30,6 +30,7 @@ def build_tokenizer(template: str):
         additional_special_tokens=[t for t in tpl.special_tokens if t not in (tpl.bos, tpl.eos, tpl.pad)],
         chat_template=tpl.jinja,
         model_max_length=4096,
+        model_input_names=["input_ids", "attention_mask"],  # so generate(**tokenizer(text)) works
     )
     tokenizer.padding_side = "left"
     return tokenizer

@@ -34,8 +34,14 @@ TORCH_DTYPES = {"float32": "torch.float32", "float16": "torch.float16", "bfloat1
 
 
 def warmup_iters(cfg: Config) -> int:
-    """Warmup length in iterations for an iteration-based run."""
-    return int(cfg.warmup_ratio * (cfg.max_iters or 0))
+    """Warmup length in iterations for an iteration-based run (0 = none).
+
+    mmengine's LinearLR is recursive: over a window of one iteration it never leaves `start_factor`,
+    and the cosine that follows decays from there, so the whole run would train at ~0 learning rate.
+    A window of 2 gives one warmup step at the start factor, then the full learning rate.
+    """
+    w = int(cfg.warmup_ratio * (cfg.max_iters or 0))
+    return 2 if w == 1 else w
 
 
 def _schedule(cfg: Config) -> str:
