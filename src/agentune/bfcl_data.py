@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
 
+from agentune import wheels
 from agentune.errors import StageError
-from agentune.io import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -46,27 +44,7 @@ TYPE_MAP = {
 
 def fetch_wheel(version: str, sha256: str, cache_dir: str | Path) -> Path:
     """The pinned bfcl-eval wheel in `cache_dir`, downloaded (no deps, not installed) if missing."""
-    cache = Path(cache_dir)
-    name = f"bfcl_eval-{version}-py3-none-any.whl"
-    wheel = cache / name
-    if not wheel.is_file():
-        cache.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               f"bfcl-eval=={version}", "-d", str(cache)]  # fmt: skip
-        log.info("downloading %s (no dependencies, not installed)", name)
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0 or not wheel.is_file():
-            raise StageError(
-                f"could not download bfcl-eval=={version} into {cache}: {proc.stderr.strip()[-400:]}\n"
-                f"Put {name} there by hand, or drop 'bfcl' from evaluate.suites."
-            )
-    got = sha256_file(wheel)
-    if got != sha256:
-        raise StageError(
-            f"{wheel}: sha256 {got} does not match evaluate.bfcl.sha256 {sha256}; delete the file to "
-            "re-download, or update the pin after checking the new wheel"
-        )
-    return wheel
+    return wheels.fetch_wheel("bfcl-eval", version, sha256, cache_dir, "evaluate.bfcl.sha256")
 
 
 def read_jsonl_member(wheel: Path, member: str) -> list[dict[str, Any]]:

