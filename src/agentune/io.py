@@ -91,11 +91,17 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def combine_hashes(file_hashes: dict[str, str]) -> str:
+    """One sha256 over `{relative name: file sha256}`, independent of the order they were listed in."""
+    h = hashlib.sha256()
+    for name in sorted(file_hashes):
+        h.update(name.encode() + b"\0" + file_hashes[name].encode() + b"\n")
+    return h.hexdigest()
+
+
 def sha256_tree(root: str | Path, pattern: str = "*") -> str:
     """Order-independent sha256 over the relative paths and contents of files under `root`."""
     root = Path(root)
-    h = hashlib.sha256()
-    for path in sorted(p for p in root.rglob(pattern) if p.is_file()):
-        rel = path.relative_to(root).as_posix()
-        h.update(rel.encode() + b"\0" + sha256_file(path).encode() + b"\n")
-    return h.hexdigest()
+    return combine_hashes(
+        {p.relative_to(root).as_posix(): sha256_file(p) for p in root.rglob(pattern) if p.is_file()}
+    )

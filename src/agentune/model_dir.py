@@ -16,7 +16,7 @@ from pathlib import Path
 
 from agentune.chat_templates import TEMPLATES, get_template
 from agentune.errors import StageError
-from agentune.io import sha256_file
+from agentune.io import combine_hashes, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -115,16 +115,6 @@ def hash_weights(files: list[Path], root: Path, mode: str = "full") -> dict[str,
     return out
 
 
-def combined_hash(file_hashes: dict[str, str]) -> str:
-    """One sha256 over per-file hashes (sorted by name): the `weights_sha256` of the provenance."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name in sorted(file_hashes):
-        h.update(name.encode() + b"\0" + file_hashes[name].encode() + b"\n")
-    return h.hexdigest()
-
-
 def stop_token_report(path: Path, tokenizer, template: str) -> dict:
     """Whether generation_config.json stops on every stop token of the template (export fixes it)."""
     from agentune.io import read_json
@@ -166,7 +156,7 @@ def describe(path: Path, template: str, trust_remote_code: bool, hash_mode: str)
             "hash_mode": hash_mode,
             "config_sha256": sha256_file(path / "config.json"),
         },
-        "weights_sha256": combined_hash(files),
+        "weights_sha256": combine_hashes(files),
         **stop_token_report(path, tokenizer, name),
     }
 

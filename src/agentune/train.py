@@ -207,15 +207,13 @@ def check_dataset(path: Path) -> int:
 
 def dataset_fingerprint(path: Path) -> str:
     """The convert stage's recorded fingerprint if present, else a hash of the folder."""
-    from agentune.io import sha256_file
+    from agentune.io import combine_hashes, sha256_file
 
     record = path / "agentune_convert.json"
     if record.is_file():
         return sha256_file(record)
-    h = hashlib.sha256()
-    for p in sorted(q for q in path.rglob("*") if q.is_file() and not q.name.startswith("cache-")):
-        h.update(p.relative_to(path).as_posix().encode() + b"\0" + sha256_file(p).encode() + b"\n")
-    return h.hexdigest()
+    files = (q for q in path.rglob("*") if q.is_file() and not q.name.startswith("cache-"))
+    return combine_hashes({q.relative_to(path).as_posix(): sha256_file(q) for q in files})
 
 
 def check_device(cfg: Config, cuda: bool) -> None:
