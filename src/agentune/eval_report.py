@@ -116,23 +116,33 @@ def plot_charts(report_dir: Path, results: dict[str, Any], headline: list[str]) 
     import matplotlib.pyplot as plt
 
     paths = []
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(9, 4))
     ckpts = [(r["iteration"], r) for n, r in results.items() if r["kind"] in ("base", "checkpoint")]
     ckpts.sort(key=lambda t: t[0])
+    merged = results.get("merged")
     for m in headline:
         suite, metric = m.split("/", 1)
-        xs = [it for it, r in ckpts if r["suites"].get(suite, {}).get(metric) is not None]
-        ys = [
-            r["suites"][suite][metric]
-            for it, r in ckpts
-            if r["suites"].get(suite, {}).get(metric) is not None
-        ]
-        if xs:
-            ax.plot(xs, ys, marker="o", label=m)
+        points = [(it, r["suites"].get(suite, {}).get(metric)) for it, r in ckpts]
+        points = [(it, v) for it, v in points if v is not None]
+        merged_v = merged["suites"].get(suite, {}).get(metric) if merged else None
+        color = None
+        if points:
+            (line,) = ax.plot(*zip(*points, strict=True), marker="o", label=m)
+            color = line.get_color()
+        if merged_v is not None:
+            # Suites run on base and merged only (bfcl by default) get a dashed base -> merged segment.
+            xs = [points[-1][0], merged["iteration"]] if len(points) == 1 else [merged["iteration"]]
+            ys = [points[-1][1], merged_v] if len(points) == 1 else [merged_v]
+            ax.plot(xs, ys, linestyle="--", color=color, label=None if points else m)
+            ax.plot(
+                [merged["iteration"]], [merged_v], marker="*", markersize=12, linestyle="none", color=color
+            )
+    if merged:
+        ax.plot([], [], marker="*", markersize=10, linestyle="none", color="gray", label="merged model")
     ax.set_xlabel("training iteration (base = 0)")
     ax.set_ylabel("rate")
     ax.set_ylim(-0.05, 1.05)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title("headline metrics vs iteration")
     fig.tight_layout()
     paths.append(report_dir / "eval_curve.png")

@@ -46,7 +46,7 @@ class BfclConfig(StrictModel):
 
 
 class LocalConfig(StrictModel):
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(32, ge=1)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from agentune import protocol
 from agentune.chat_templates import ChatTemplate
+from agentune.decoding import greedy_generate
 from agentune.errors import StageError
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,8 @@ def encode_prompt(messages: list[dict[str, Any]], tokenizer, template: dict[str,
 
 
 class LocalBackend:
-    """Greedy, batched (left padding, KV cache) generation with a transformers model on CPU or GPU."""
+    """Greedy, batched generation (`agentune.decoding`: KV cache, shared-prefix prefill, finished rows
+    leave the batch) with a transformers model on CPU or GPU."""
 
     name = "local"
 
@@ -174,25 +176,16 @@ class LocalBackend:
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         with ctx, torch.inference_mode():
             for batch in tqdm(batches, desc="generate", unit="batch", leave=False, disable=len(batches) < 2):
-                width = max(len(encoded[i]) for i in batch)
-                ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for row, i in enumerate(batch):
-                    seq = encoded[i]
-                    ids[row, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
-                    mask[row, width - len(seq) :] = 1
-                out = self.model.generate(
-                    input_ids=ids.to(self.device),
-                    attention_mask=mask.to(self.device),
-                    max_new_tokens=self.max_new_tokens,
-                    do_sample=False,
-                    num_beams=1,
-                    eos_token_id=self.stop_ids,
-                    pad_token_id=self.pad_id,
-                    use_cache=True,
+                new_ids = greedy_generate(
+                    self.model,
+                    [encoded[i] for i in batch],
+                    self.stop_ids,
+                    self.pad_id,
+                    self.max_new_tokens,
+                    self.device,
                 )
-                for row, i in enumerate(batch):
-                    results[i] = self._decode(out[row, width:].tolist())
+                for i, ids in zip(batch, new_ids, strict=True):
+                    results[i] = self._decode(ids)
         return results  # type: ignore[return-value]
 
     def _decode(self, new_ids: list[int]) -> Generation:
