@@ -6,7 +6,8 @@ Uses models/base (SmolLM2-135M in the embedded default) when it exists, else bui
 Prompts are tool prompts of the evaluate stage (protocol system prompt + question), greedy decoding,
 the same max_new_tokens everywhere. Three modes on the same prompts:
 
-- `batched`: what `evaluate` runs (`agentune.decoding`: shared-prefix prefill, finished rows leave);
+- `batched`: what `evaluate` runs (`agentune.decoding`: shared-prefix prefill, finished rows leave,
+  in-place KV cache, SDPA `enable_gqa`);
 - `one at a time`: the same decoder with batch size 1;
 - `generate() one at a time`: transformers' `model.generate`, one prompt per call (no padding).
 
