@@ -27,7 +27,7 @@ def records(file_name: str, n: int, seed: int = 0) -> list[dict]:
 
 
 def offered(system: str) -> list[str]:
-    return [json.loads(line)["name"] for line in system.splitlines() if line.startswith('{"name"')]
+    return [t["name"] for t in protocol.tools_from_system(system) or []]
 
 
 def test_catalogue_has_typed_tools_and_the_reference_ones():
@@ -98,7 +98,7 @@ BY_SIGNATURE = {
 
 
 def offered_specs(system: str) -> list[dict]:
-    return [json.loads(line) for line in system.splitlines() if line.startswith('{"name"')]
+    return protocol.tools_from_system(system) or []
 
 
 def original(spec_: dict) -> str:

@@ -10,7 +10,7 @@ from agentune import protocol
 from agentune.bfcl_data import convert_function, parse_jsonl
 from agentune.errors import StageError
 from agentune.eval_report import mcnemar
-from agentune.eval_suites import Scenario, _answer_found, load_heldout, run_scenarios, tools_from_system
+from agentune.eval_suites import Scenario, _answer_found, load_heldout, run_scenarios
 from agentune.generation import Generation
 from agentune.scoring import Expected, aggregate, call_exact, score_sample
 
@@ -138,7 +138,7 @@ def test_heldout_samples_from_reference_turns(tmp_path):
     }
     assert (
         call.messages[-1]["role"] == "user"
-        and tools_from_system(call.messages[0]["content"])[0]["name"] == "calculator"
+        and protocol.tools_from_system(call.messages[0]["content"])[0]["name"] == "calculator"
     )
     assert samples[1].expected.name is None and not samples[1].expected.irrelevant  # final after a Response
 

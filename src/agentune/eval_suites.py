@@ -29,21 +29,6 @@ class Sample:
     expected: Expected
 
 
-def tools_from_system(text: str) -> list[dict[str, Any]] | None:
-    """The tool specs rendered one JSON object per line in a protocol system prompt (None if none)."""
-    tools = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("{") and '"name"' in line:
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(obj, dict) and "name" in obj:
-                tools.append(obj)
-    return tools or None
-
-
 def record(sample_id: str, suite: str, step: int, gen, exp: Expected, extra: dict | None = None) -> dict:
     """Parse and score one generation into a per-sample record."""
     parsed = protocol.parse_reply(gen.text)
@@ -93,7 +78,7 @@ def load_heldout(path: str | Path, n: int) -> list[Sample]:
                 f"{path}:{lineno}: not a held-out record {{id, conversation: [{{role, content}}]}}: {exc}"
             ) from None
         system = next((m["content"] for m in conv if m["role"] == "system"), "")
-        tools = tools_from_system(system)
+        tools = protocol.tools_from_system(system)
         specs = {t["name"]: t for t in tools or []}
         first = True
         for k, msg in enumerate(conv):

@@ -65,6 +65,21 @@ def render_system(tools: list[dict[str, Any]]) -> str:
     )
 
 
+def tools_from_system(text: str) -> list[dict[str, Any]] | None:
+    """The tool specs in a system prompt, one JSON line each as `render_system` writes them (None if none)."""
+    tools = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{") and '"name"' in line:
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(obj, dict) and "name" in obj:
+                tools.append(obj)
+    return tools or None
+
+
 def format_args(args: dict[str, Any]) -> str:
     """Arguments as the one-line JSON object the model is trained to write."""
     return json.dumps(args, ensure_ascii=False)

@@ -17,7 +17,6 @@ format_response) and every tool result comes from the real function in `agentune
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Callable, Iterator
@@ -1296,7 +1295,7 @@ def name_variant(name: str, r: random.Random) -> str:
 def rename_tools(conv: list[dict[str, Any]], r: random.Random) -> list[dict[str, Any]]:
     """The same conversation with every offered tool renamed (system prompt, calls, answers)."""
     system = conv[0]["content"]
-    specs = [json.loads(line) for line in system.splitlines() if line.startswith('{"name"')]
+    specs = protocol.tools_from_system(system)
     if not specs or system != protocol.render_system(specs):
         return conv
     names = {s["name"]: name_variant(s["name"], r) for s in specs}
