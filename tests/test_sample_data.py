@@ -211,6 +211,51 @@ def test_tool_lists_and_values_vary():
     assert len(set(args)) > 0.85 * len(args)  # argument values vary (small pools repeat a few)
 
 
+#: Optional parameters with a default, each with (call without it, same call with it): both must run
+#: and give different results, so a call that states the default-changing argument is never a no-op.
+OPTIONAL_EFFECTS = {
+    "get_stock_price": ({"symbol": "AAPL"}, {"currency": "EUR"}),
+    "word_count": ({"text": "a b a c"}, {"unique": True}),
+    "days_between": ({"start_date": "2024-01-01", "end_date": "2024-01-31"}, {"inclusive": True}),
+    "get_population": ({"country": "Japan"}, {"year": 1990}),
+    "geometry.circle_area": ({"radius": 3}, {"decimals": 4}),
+    "statistics.average": ({"numbers": [1, 2, 9]}, {"kind": "median"}),
+    "find_restaurants": ({"city": "Paris", "cuisine": "Thai"}, {"features": ["wifi", "parking"]}),
+    "send_email": ({"to": "a@b.c", "subject": "s", "body": "b"}, {"cc": ["d@e.f"]}),
+    "create_calendar_event": ({"title": "t", "date": "2024-01-01"}, {"attendees": ["Ann", "Bo"]}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIONAL_EFFECTS))
+def test_optional_parameters_change_the_result_and_are_left_out_unless_asked(name):
+    base, extra = OPTIONAL_EFFECTS[name]
+    plain, with_extra = execute(name, base), execute(name, {**base, **extra})
+    assert "Error" not in str(plain) and "Error" not in str(with_extra)
+    assert plain != with_extra
+    # the generator fills the optional parameter only in some calls (the ones whose request asks for it)
+    (key,) = extra
+    tasks = [sample_data.GENERATORS[name](random.Random(f"opt:{i}")) for i in range(200)]
+    share = sum(key in t.args for t in tasks) / len(tasks)
+    assert 0.1 < share < 0.6, share
+    assert all(execute(name, t.args) == REGISTRY[name][1](**t.args) for t in tasks[:20])
+
+
+def test_sample_calls_mostly_leave_some_schema_parameter_out_or_nest_values():
+    recs = records("toolbench_instruct_j1s1_3k.jsonl", 400)
+    calls = [protocol.parse_reply(r["conversation"][-1]["content"]) for r in recs]
+    schemas = {s["name"]: s for r in recs for s in offered_specs(r["conversation"][0]["content"])}
+    full = sum(set(c.args) == set(schemas[c.action]["parameters"]["properties"]) for c in calls)
+    assert full < 0.8 * len(calls)  # most tools have optional parameters that requests rarely need
+    kinds = Counter(type(v).__name__ for c in calls for v in c.args.values())
+    assert kinds["list"] and kinds["dict"]
+    nested = [
+        v for c in calls for v in c.args.values() if isinstance(v, list) and v and isinstance(v[0], str)
+    ]
+    assert nested  # arrays of strings, not only of numbers
+    # an unknown profile field is refused with the allowed names, like a real API
+    assert "use any of" in execute("update_user_profile", {"user_id": 1, "profile": {"nickname": "x"}})
+
+
 def test_tflan_records_are_plain_chat():
     for name in (
         "agent_instruct_tflan.jsonl",

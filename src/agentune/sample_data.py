@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentune import protocol
-from agentune.sample_tools import ARXIV_PAPERS, execute, spec
+from agentune.sample_tools import ARXIV_PAPERS, PROFILE_FIELDS, RESTAURANT_FEATURES, execute, spec
 
 #: Agent-FLAN's seven files and the record kind each holds here.
 FILES: dict[str, str] = {
@@ -382,15 +382,23 @@ def t_length(r: random.Random) -> Task:
 
 def t_stock(r: random.Random) -> Task:
     s = r.choice(SYMBOLS)
+    args: dict[str, Any] = {"symbol": s}
+    cur = r.choice(("", "", "", "EUR", "GBP", "JPY", "CNY"))
+    tail = f" in {cur}" if cur else ""
+    if cur:
+        args["currency"] = cur
     q = _pick(
-        r, f"What is the stock price of {s}?", f"How much is {s} trading at?", f"Get me the {s} share price."
+        r,
+        f"What is the stock price of {s}{tail}?",
+        f"How much is {s} trading at{tail}?",
+        f"Get me the {s} share price{tail}.",
     )
     return Task(
         "get_stock_price",
         q,
-        {"symbol": s},
+        args,
         f"I need the latest price of {s}.",
-        lambda res: f"{s} is trading at {res} USD.",
+        lambda res: f"{s} is trading at {res} {cur or 'USD'}.",
         "get stock prices",
     )
 
@@ -443,15 +451,20 @@ def t_email(r: random.Random) -> Task:
     body = r.choice(
         (f"The {ev} is moved to Friday.", f"Please confirm the {ev}.", f"Reminder: {ev} tomorrow.")
     )
+    args: dict[str, Any] = {"to": to, "subject": subject, "body": body}
     q = _pick(
         r,
         f"Send an email to {to} with subject '{subject}' saying: {body}",
         f'Email {to}, subject "{subject}", body: {body}',
     )
+    if r.random() < 0.3:
+        names = r.sample([n for n in NAMES if n not in to], r.randint(1, 2))
+        args["cc"] = [f"{n}@{r.choice(DOMAINS)}" for n in names]
+        q += f" Copy {' and '.join(args['cc'])}."
     return Task(
         "send_email",
         q,
-        {"to": to, "subject": subject, "body": body},
+        args,
         f"I will send the email to {to}.",
         lambda res: f"Done. {res}",
         "send emails",
@@ -466,6 +479,9 @@ def t_calendar(r: random.Random) -> Task:
     tail = f" for {dur} minutes" if dur else ""
     if dur:
         args["duration_minutes"] = dur
+    if r.random() < 0.3:
+        args["attendees"] = [n.capitalize() for n in r.sample(NAMES, r.randint(1, 3))]
+        tail += f" with {' and '.join(args['attendees'])}"
     q = _pick(r, f"Add '{title}' to my calendar on {said}{tail}.", f"Schedule a {title} on {said}{tail}.")
     return Task(
         "create_calendar_event",
@@ -576,13 +592,18 @@ def t_sort(r: random.Random) -> Task:
 
 def t_wordcount(r: random.Random) -> Task:
     text = r.choice(PHRASES).capitalize() + " and " + r.choice(PHRASES)
-    q = _pick(r, f'How many words are in this sentence: "{text}"?', f"Count the words in '{text}'.")
+    if r.random() < 0.25:
+        q = _pick(r, f"How many different words does '{text}' use?", f"Count the distinct words in '{text}'.")
+        args, what = {"text": text, "unique": True}, "distinct words"
+    else:
+        q = _pick(r, f'How many words are in this sentence: "{text}"?', f"Count the words in '{text}'.")
+        args, what = {"text": text}, "words"
     return Task(
         "word_count",
         q,
-        {"text": text},
+        args,
         "I will count the words.",
-        lambda res: f"The text has {res} words.",
+        lambda res: f"The text has {res} {what}.",
         "count words",
     )
 
@@ -602,11 +623,18 @@ def t_reverse(r: random.Random) -> Task:
 
 def t_days(r: random.Random) -> Task:
     (a, sa), (b, sb) = sorted((_date(r), _date(r)))
-    q = _pick(r, f"How many days are there between {sa} and {sb}?", f"Count the days from {sa} to {sb}.")
+    args: dict[str, Any] = {"start_date": a, "end_date": b}
+    tail = ""
+    if r.random() < 0.25:
+        args["inclusive"] = True
+        tail = ", counting both days"
+    q = _pick(
+        r, f"How many days are there between {sa} and {sb}{tail}?", f"Count the days from {sa} to {sb}{tail}."
+    )
     return Task(
         "days_between",
         q,
-        {"start_date": a, "end_date": b},
+        args,
         f"I will count the days from {a} to {b}.",
         lambda res: f"There are {res} days between {a} and {b}.",
         "count days between dates",
@@ -615,11 +643,18 @@ def t_days(r: random.Random) -> Task:
 
 def t_population(r: random.Random) -> Task:
     c = r.choice(COUNTRIES)
-    q = _pick(r, f"What is the population of {c}?", f"How many people live in {c}?")
+    args: dict[str, Any] = {"country": c}
+    year = r.choice((0, 0, 0, r.randint(1990, 2023)))
+    tail = f" in {year}" if year else ""
+    if year:
+        args["year"] = year
+    q = _pick(r, f"What was the population of {c}{tail}?", f"How many people lived in {c}{tail}?")
+    if not year:
+        q = _pick(r, f"What is the population of {c}?", f"How many people live in {c}?")
     return Task(
         "get_population",
         q,
-        {"country": c},
+        args,
         f"I need the population of {c}.",
         lambda res: f"{res}.",
         "look up populations",
@@ -633,6 +668,9 @@ def t_restaurants(r: random.Random) -> Task:
     tail = f" with price level at most {mp}" if mp else ""
     if mp:
         args["max_price"] = mp
+    if r.random() < 0.35:
+        args["features"] = r.sample(RESTAURANT_FEATURES, r.randint(1, 2))
+        tail += f" that have {' and '.join(args['features'])}"
     q = _pick(
         r, f"Find {cuisine} restaurants in {city}{tail}.", f"Where can I eat {cuisine} food in {city}{tail}?"
     )
@@ -690,15 +728,20 @@ def t_gcd(r: random.Random) -> Task:
 
 def t_circle(r: random.Random) -> Task:
     rad = r.choice((r.randint(1, 50), round(r.uniform(0.5, 20), 1)))
+    args: dict[str, Any] = {"radius": rad}
+    dec = r.choice((None, None, None, 0, 1, 4))
+    tail = "" if dec is None else f", rounded to {dec} decimal places"
+    if dec is not None:
+        args["decimals"] = dec
     q = _pick(
         r,
-        f"What is the area of a circle with radius {rad}?",
-        f"Calculate the area of a circle of radius {rad} units.",
+        f"What is the area of a circle with radius {rad}{tail}?",
+        f"Calculate the area of a circle of radius {rad} units{tail}.",
     )
     return Task(
         "geometry.circle_area",
         q,
-        {"radius": rad},
+        args,
         "I will compute the circle's area.",
         lambda res: f"The area is {res} square units.",
         "compute circle areas",
@@ -759,13 +802,22 @@ def t_quadratic(r: random.Random) -> Task:
 
 def t_average(r: random.Random) -> Task:
     nums = [r.randint(0, 100) for _ in range(r.randint(3, 6))]
-    q = _pick(r, f"What is the average of {_fmt(nums)}?", f"Compute the mean of these numbers: {_fmt(nums)}.")
+    if r.random() < 0.3:
+        q = _pick(
+            r, f"What is the median of {_fmt(nums)}?", f"Find the median of these numbers: {_fmt(nums)}."
+        )
+        args, what = {"numbers": nums, "kind": "median"}, "median"
+    else:
+        q = _pick(
+            r, f"What is the average of {_fmt(nums)}?", f"Compute the mean of these numbers: {_fmt(nums)}."
+        )
+        args, what = {"numbers": nums}, "mean"
     return Task(
         "statistics.average",
         q,
-        {"numbers": nums},
-        "I will compute the mean.",
-        lambda res: f"The average is {res}.",
+        args,
+        f"I will compute the {what}.",
+        lambda res: f"The {what} is {res}.",
         "compute averages",
     )
 
@@ -812,12 +864,17 @@ def t_define(r: random.Random) -> Task:
 
 def t_profile(r: random.Random) -> Task:
     uid = r.randint(1, 99999)
-    name = r.choice(NAMES).capitalize()
-    profile: dict[str, Any] = {"name": name}
-    if r.random() < 0.6:
-        profile["age"] = r.randint(18, 90)
-    extra = f" and age to {profile['age']}" if "age" in profile else ""
-    q = f"Update user {uid}: set the name to {name}{extra}."
+    person = r.choice(NAMES)
+    values = {
+        "name": person.capitalize(),
+        "age": r.randint(18, 90),
+        "email": f"{person}@{r.choice(DOMAINS)}",
+        "city": r.choice(CITIES),
+    }
+    chosen = r.sample(PROFILE_FIELDS, r.randint(1, 3))
+    fields = [f for f in PROFILE_FIELDS if f in chosen]
+    profile: dict[str, Any] = {f: values[f] for f in fields}
+    q = f"Update user {uid}: set the {' and the '.join(f'{f} to {v}' for f, v in profile.items())}."
     return Task(
         "update_user_profile",
         q,

@@ -243,9 +243,12 @@ def convert_length(value: float, from_unit: str, to_unit: str) -> float | str:
     return _num(round(float(value) * _LENGTH[from_unit] / _LENGTH[to_unit], 4))
 
 
-def get_stock_price(symbol: str) -> float:
-    h = _h("stock", symbol)
-    return round(5 + (h % 90000) / 100, 2)
+def get_stock_price(symbol: str, currency: str = "USD") -> float | str:
+    cur = currency.upper()
+    if cur not in _RATES:
+        return f"Error: unsupported currency; supported: {', '.join(sorted(_RATES))}"
+    usd = 5 + (_h("stock", symbol) % 90000) / 100
+    return round(usd * _RATES[cur], 2)
 
 
 _LANG_PREFIX = {
@@ -281,12 +284,16 @@ def search_web(query: str, max_results: int = 3) -> list[str]:
     return [f"{query} - {sites[(h >> (4 * i)) % len(sites)]}" for i in range(n)]
 
 
-def send_email(to: str, subject: str, body: str) -> str:
-    return f"Email sent to {to} (id msg-{_h('mail', to, subject, body) % 100000:05d})."
+def send_email(to: str, subject: str, body: str, cc: list[str] | None = None) -> str:
+    copies = f", cc {', '.join(cc)}" if cc else ""
+    return f"Email sent to {to}{copies} (id msg-{_h('mail', to, subject, body, cc) % 100000:05d})."
 
 
-def create_calendar_event(title: str, date: str, duration_minutes: int = 60) -> str:
-    return f"Event '{title}' created on {date} for {int(duration_minutes)} minutes."
+def create_calendar_event(
+    title: str, date: str, duration_minutes: int = 60, attendees: list[str] | None = None
+) -> str:
+    people = f" with {', '.join(attendees)}" if attendees else ""
+    return f"Event '{title}' created on {date} for {int(duration_minutes)} minutes{people}."
 
 
 def set_timer(minutes: int, label: str = "timer") -> str:
@@ -316,32 +323,45 @@ def sort_numbers(numbers: list[float], descending: bool = False) -> list[float]:
     return sorted(numbers, reverse=bool(descending))
 
 
-def word_count(text: str) -> int:
-    return len(text.split())
+def word_count(text: str, unique: bool = False) -> int:
+    words = text.split()
+    return len({w.strip(".,!?;:'\"").lower() for w in words}) if unique else len(words)
 
 
 def reverse_string(text: str) -> str:
     return text[::-1]
 
 
-def days_between(start_date: str, end_date: str) -> int | str:
+def days_between(start_date: str, end_date: str, inclusive: bool = False) -> int | str:
     try:
-        return (_date.fromisoformat(end_date) - _date.fromisoformat(start_date)).days
+        days = (_date.fromisoformat(end_date) - _date.fromisoformat(start_date)).days
     except ValueError:
         return "Error: dates must be YYYY-MM-DD"
+    return days + 1 if inclusive else days
 
 
-def get_population(country: str) -> str:
-    millions = 1 + _h("pop", country) % 300
-    return f"{country}: about {millions} million people"
+def get_population(country: str, year: int = 2024) -> str:
+    base = 1 + _h("pop", country) % 300
+    millions = round(base * (1 + 0.008 * (int(year) - 2024)), 1)
+    return f"{country} in {int(year)}: about {_num(millions)} million people"
 
 
-def find_restaurants(city: str, cuisine: str, max_price: int = 3) -> list[str]:
-    h = _h("food", city, cuisine)
+RESTAURANT_FEATURES = ("outdoor seating", "vegan options", "wifi", "parking", "live music", "delivery")
+
+
+def find_restaurants(
+    city: str, cuisine: str, max_price: int = 3, features: list[str] | None = None
+) -> list[str] | str:
+    unknown = [f for f in features or () if f not in RESTAURANT_FEATURES]
+    if unknown:
+        return f"Error: unknown features {unknown}; use any of {', '.join(RESTAURANT_FEATURES)}"
+    h = _h("food", city, cuisine, sorted(features or ()))
     names = ("Golden", "Blue", "Little", "Royal", "Green", "Old Town", "Corner", "Lucky")
     kinds = ("Kitchen", "Table", "House", "Bistro", "Garden", "Place")
+    tags = f"; {', '.join(features)}" if features else ""
     return [
-        f"{names[(h >> (3 * i)) % 8]} {kinds[(h >> (5 * i)) % 6]} ({cuisine}, {'$' * (1 + (h >> i) % int(max_price))})"
+        f"{names[(h >> (3 * i)) % 8]} {kinds[(h >> (5 * i)) % 6]} "
+        f"({cuisine}, {'$' * (1 + (h >> i) % int(max_price))}{tags})"
         for i in range(2)
     ]
 
@@ -364,8 +384,8 @@ def gcd(a: int, b: int) -> int:
     return math.gcd(int(a), int(b))
 
 
-def circle_area(radius: float) -> float:
-    return round(math.pi * float(radius) ** 2, 2)
+def circle_area(radius: float, decimals: int = 2) -> float:
+    return round(math.pi * float(radius) ** 2, int(decimals))
 
 
 def triangle_area(base: float, height: float) -> float:
@@ -385,8 +405,15 @@ def solve_quadratic(a: float, b: float, c: float) -> list[float] | str:
     return sorted({_num((-b - r) / (2 * a)), _num((-b + r) / (2 * a))})
 
 
-def average(numbers: list[float]) -> float:
-    return _num(sum(numbers) / len(numbers)) if numbers else 0
+def average(numbers: list[float], kind: str = "mean") -> float | str:
+    if kind not in ("mean", "median"):
+        return "Error: kind must be mean or median"
+    if not numbers:
+        return 0
+    if kind == "median":
+        s, mid = sorted(numbers), len(numbers) // 2
+        return _num(s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2)
+    return _num(sum(numbers) / len(numbers))
 
 
 def get_movie_info(title: str, year: int | None = None) -> str:
@@ -412,7 +439,13 @@ def define_word(word: str) -> str:
     return f"{word}: see dictionary entry {_h('dict', word) % 90000 + 10000}."
 
 
+PROFILE_FIELDS = ("name", "age", "email", "city")
+
+
 def update_user_profile(user_id: int, profile: dict[str, Any]) -> str:
+    unknown = sorted(set(profile) - set(PROFILE_FIELDS))
+    if unknown:
+        return f"Error: unknown profile fields {unknown}; use any of {', '.join(PROFILE_FIELDS)}"
     fields = ", ".join(sorted(profile))
     return f"User {int(user_id)} updated: {fields}."
 
@@ -515,7 +548,10 @@ REGISTRY: dict[str, tuple[dict[str, Any], ToolFn]] = {
             _spec(
                 "get_stock_price",
                 "Get the latest price of a stock.",
-                {"symbol": _p(_STR, "ticker symbol")},
+                {
+                    "symbol": _p(_STR, "ticker symbol"),
+                    "currency": _p(_STR, "ISO code of the quote currency", default="USD"),
+                },
                 ["symbol"],
             ),
             get_stock_price,
@@ -549,6 +585,7 @@ REGISTRY: dict[str, tuple[dict[str, Any], ToolFn]] = {
                     "to": _p(_STR, "recipient address"),
                     "subject": _p(_STR, "subject line"),
                     "body": _p(_STR, "message text"),
+                    "cc": _p("array", "addresses to copy", items={"type": _STR}),
                 },
                 ["to", "subject", "body"],
             ),
@@ -562,6 +599,7 @@ REGISTRY: dict[str, tuple[dict[str, Any], ToolFn]] = {
                     "title": _p(_STR, "event title"),
                     "date": _p(_STR, "YYYY-MM-DD"),
                     "duration_minutes": _p(_INT, "length in minutes", default=60),
+                    "attendees": _p("array", "names of the people invited", items={"type": _STR}),
                 },
                 ["title", "date"],
             ),
@@ -625,7 +663,15 @@ REGISTRY: dict[str, tuple[dict[str, Any], ToolFn]] = {
             sort_numbers,
         ),
         (
-            _spec("word_count", "Count the words in a text.", {"text": _p(_STR, "the text")}, ["text"]),
+            _spec(
+                "word_count",
+                "Count the words in a text.",
+                {
+                    "text": _p(_STR, "the text"),
+                    "unique": _p(_BOOL, "count each distinct word once", default=False),
+                },
+                ["text"],
+            ),
             word_count,
         ),
         (
@@ -636,7 +682,11 @@ REGISTRY: dict[str, tuple[dict[str, Any], ToolFn]] = {
             _spec(
                 "days_between",
                 "Number of days between two dates.",
-                {"start_date": _p(_STR, "YYYY-MM-DD"), "end_date": _p(_STR, "YYYY-MM-DD")},
+                {
+                    "start_date": _p(_STR, "YYYY-MM-DD"),
+                    "end_date": _p(_STR, "YYYY-MM-DD"),
+                    "inclusive": _p(_BOOL, "count both the start and the end day", default=False),
+                },
                 ["start_date", "end_date"],
             ),
             days_between,
@@ -645,7 +695,10 @@ REGISTRY: dict[str, tuple[dict[str, Any], ToolFn]] = {
             _spec(
                 "get_population",
                 "Get the population of a country.",
-                {"country": _p(_STR, "country name")},
+                {
+                    "country": _p(_STR, "country name"),
+                    "year": _p(_INT, "year of the estimate", default=2024),
+                },
                 ["country"],
             ),
             get_population,
@@ -658,6 +711,9 @@ REGISTRY: dict[str, tuple[dict[str, Any], ToolFn]] = {
                     "city": _p(_STR, "city name"),
                     "cuisine": _p(_STR, "type of food"),
                     "max_price": _p(_INT, "price level 1-4", default=3),
+                    "features": _p(
+                        "array", "required features", items={"type": _STR, "enum": list(RESTAURANT_FEATURES)}
+                    ),
                 },
                 ["city", "cuisine"],
             ),
@@ -692,7 +748,13 @@ REGISTRY: dict[str, tuple[dict[str, Any], ToolFn]] = {
         ),
         (
             _spec(
-                "geometry.circle_area", "Area of a circle.", {"radius": _p(_NUM, "the radius")}, ["radius"]
+                "geometry.circle_area",
+                "Area of a circle.",
+                {
+                    "radius": _p(_NUM, "the radius"),
+                    "decimals": _p(_INT, "decimal places of the result", default=2),
+                },
+                ["radius"],
             ),
             circle_area,
         ),
@@ -726,8 +788,11 @@ REGISTRY: dict[str, tuple[dict[str, Any], ToolFn]] = {
         (
             _spec(
                 "statistics.average",
-                "Mean of a list of numbers.",
-                {"numbers": _p("array", "the numbers", items={"type": _NUM})},
+                "Mean or median of a list of numbers.",
+                {
+                    "numbers": _p("array", "the numbers", items={"type": _NUM}),
+                    "kind": _p(_STR, "which average", enum=["mean", "median"], default="mean"),
+                },
                 ["numbers"],
             ),
             average,
@@ -765,7 +830,16 @@ REGISTRY: dict[str, tuple[dict[str, Any], ToolFn]] = {
                 "Update fields of a user's profile.",
                 {
                     "user_id": _p(_INT, "the user's id"),
-                    "profile": _p("object", 'fields to set, e.g. {"name": ..., "age": ...}'),
+                    "profile": _p(
+                        "object",
+                        "the fields to change; leave out the others",
+                        properties={
+                            "name": _p(_STR, "full name"),
+                            "age": _p(_INT, "age in years"),
+                            "email": _p(_STR, "email address"),
+                            "city": _p(_STR, "home city"),
+                        },
+                    ),
                 },
                 ["user_id", "profile"],
             ),
