@@ -131,9 +131,8 @@ def plot_charts(report_dir: Path, results: dict[str, Any], headline: list[str]) 
             color = line.get_color()
         if merged_v is not None:
             # Suites run on base and merged only (bfcl by default) get a dashed base -> merged segment.
-            xs = [points[-1][0], merged["iteration"]] if len(points) == 1 else [merged["iteration"]]
-            ys = [points[-1][1], merged_v] if len(points) == 1 else [merged_v]
-            ax.plot(xs, ys, linestyle="--", color=color, label=None if points else m)
+            segment = (points if len(points) == 1 else []) + [(merged["iteration"], merged_v)]
+            ax.plot(*zip(*segment, strict=True), linestyle="--", color=color, label=None if points else m)
             ax.plot(
                 [merged["iteration"]], [merged_v], marker="*", markersize=12, linestyle="none", color=color
             )
