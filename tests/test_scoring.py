@@ -10,7 +10,7 @@ from agentune import protocol
 from agentune.bfcl_data import convert_function, parse_jsonl
 from agentune.errors import StageError
 from agentune.eval_report import mcnemar
-from agentune.eval_suites import Scenario, _answer_found, load_heldout, run_scenarios
+from agentune.eval_suites import Scenario, _answer_found, load_heldout, over_budget, run_scenarios
 from agentune.generation import Generation
 from agentune.scoring import Expected, aggregate, call_exact, score_sample
 
@@ -141,6 +141,38 @@ def test_heldout_samples_from_reference_turns(tmp_path):
         and protocol.tools_from_system(call.messages[0]["content"])[0]["name"] == "calculator"
     )
     assert samples[1].expected.name is None and not samples[1].expected.irrelevant  # final after a Response
+
+    # the budget check names the samples whose right reply does not fit (here: 1 token per character)
+    longest = max(len(s.reference) for s in samples) + 1
+    assert over_budget(samples, len, longest) == []
+    over = over_budget(samples, len, longest - 1)
+    assert over and over[0][1] == longest and over[0][0] in {s.id for s in samples}
+
+
+def test_tool_schemas_render_in_one_key_order():
+    """BFCL's key order (required first, type last) and the sample's render the same line; params keep order."""
+    bfcl_style = {
+        "required": ["b", "a"],
+        "properties": {
+            "b": {"enum": ["x", "y"], "description": "bee", "type": "string"},
+            "a": {"items": {"type": "number"}, "description": "ay", "type": "array"},
+        },
+        "type": "object",
+    }
+    sample_style = {
+        "type": "object",
+        "properties": {
+            "b": {"type": "string", "description": "bee", "enum": ["x", "y"]},
+            "a": {"type": "array", "description": "ay", "items": {"type": "number"}},
+        },
+        "required": ["b", "a"],
+    }
+    line = protocol.tool_line({"name": "t", "description": "d", "parameters": bfcl_style})
+    assert line == protocol.tool_line({"name": "t", "description": "d", "parameters": sample_style})
+    assert line.index('"type": "object"') < line.index('"properties"') < line.index('"required"')
+    assert line.index('"b"') < line.index('"a"')
+    assert protocol.tools_from_system(protocol.render_system([{"name": "t", "description": "d",
+                                                               "parameters": bfcl_style}]))[0]["parameters"] == bfcl_style  # fmt: skip
 
 
 class Replay:

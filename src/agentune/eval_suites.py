@@ -27,6 +27,7 @@ class Sample:
     messages: list[dict[str, Any]]
     tools: list[dict[str, Any]] | None
     expected: Expected
+    reference: str | None = None  # a right reply (heldout: the reference turn), for the budget check
 
 
 def record(sample_id: str, suite: str, step: int, gen, exp: Expected, extra: dict | None = None) -> dict:
@@ -93,7 +94,7 @@ def load_heldout(path: str | Path, n: int) -> list[Sample]:
                 first = False
                 continue  # a reference turn outside the protocol cannot be scored
             history = [{"role": m["role"], "content": m["content"]} for m in conv[:k]]
-            samples.append(Sample("heldout", f"{rid}#{k}", history, tools, exp))
+            samples.append(Sample("heldout", f"{rid}#{k}", history, tools, exp, msg["content"]))
             first = False
     return pick(samples, n)
 
@@ -117,10 +118,24 @@ def load_bfcl(wheel: Path, categories: dict[str, int]) -> list[Sample]:
                 name, args = next(iter(q["ground_truth"][0].items()))
                 spec = next((t for t in tools if t["name"] == name), None)
                 exp = Expected(name=name, args=args, spec=spec)
+                # the shortest right reply: an empty Thought and each argument's first allowed value
+                first = {k: [v for v in vals if v != ""] for k, vals in args.items()}
+                first = {k: vals[0] for k, vals in first.items() if vals}
+                ref = protocol.format_call("", name, first)
             else:
-                exp = Expected(name=None, irrelevant=True)
-            samples.append(Sample(f"bfcl_{category}", q["id"], messages, tools, exp))
+                exp, ref = Expected(name=None, irrelevant=True), None
+            samples.append(Sample(f"bfcl_{category}", q["id"], messages, tools, exp, ref))
     return samples
+
+
+def over_budget(samples: list[Sample], count_tokens, max_new_tokens: int) -> list[tuple[str, int]]:
+    """`(sample id, tokens)` of the samples whose reference reply (+ its stop token) exceeds the budget.
+
+    A model cannot stop on such a sample even with the right answer, so `stopped` would measure
+    `max_new_tokens`, not the model.
+    """
+    sizes = ((s.id, count_tokens(s.reference) + 1) for s in samples if s.reference)
+    return sorted(((sid, n) for sid, n in sizes if n > max_new_tokens), key=lambda x: -x[1])
 
 
 def run_single(backend, samples: list[Sample]) -> list[dict]:

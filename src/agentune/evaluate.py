@@ -225,6 +225,33 @@ def evaluate_models(cfg: Config, models: list[dict], samples, scenarios, templat
     return results, per_sample
 
 
+def check_budget(cfg: Config, samples: list, tokenizer_dir: Path) -> None:
+    """Warn, naming the samples, when a right reply would not fit in `max_new_tokens`.
+
+    Checked on every held-out reference turn (the training data's distribution, not only the
+    `heldout_n` evaluated) and on BFCL's ground-truth calls.
+    """
+    from transformers import AutoTokenizer
+
+    from agentune import eval_suites
+
+    if cfg.backend != "local" or not samples:
+        return
+    pool = [s for s in samples if s.suite != "heldout"]
+    if "heldout" in cfg.suites:
+        pool += eval_suites.load_heldout(cfg.heldout, len(samples) + 10**9)
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    over = eval_suites.over_budget(pool, lambda t: len(tok(t, add_special_tokens=False)["input_ids"]),
+                                   cfg.max_new_tokens)  # fmt: skip
+    if over:
+        shown = ", ".join(f"{sid} ({n})" for sid, n in over[:5])
+        log.warning(
+            "%d reference replies need more than evaluate.max_new_tokens=%d tokens: %s%s. These samples "
+            "cannot count as stopped even when answered right; raise it with -S evaluate.max_new_tokens=%d",
+            len(over), cfg.max_new_tokens, shown, " ..." if len(over) > 5 else "", over[0][1],
+        )  # fmt: skip
+
+
 def log_to_mlflow(cfg: Config, results, per_sample, dirs: dict, artifacts: list[Path]) -> None:
     """Send everything to MLflow; an unreachable server warns (or fails if required), outputs stay."""
     from agentune import tracking
@@ -266,6 +293,7 @@ def run(cfg: Config) -> None:
         len(samples),
         len(scenarios),
     )
+    check_budget(cfg, samples, base_path)
     results, per_sample = evaluate_models(cfg, models, samples, scenarios, template, base_path)
 
     # outputs first: nothing computed is lost whatever happens to MLflow

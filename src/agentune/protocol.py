@@ -50,10 +50,35 @@ Begin!"""
 _KEYWORD_LINE = re.compile(r"^\s*(Thought|Action|Action Input|Response|Observation|Final Answer)\s*:", re.M)
 
 
+# Schema keywords in the order every tool line writes them; other keys follow in their own order.
+SCHEMA_KEY_ORDER = ("type", "description", "enum", "default", "items", "properties", "required")
+
+
+def canonical_schema(node: Any) -> Any:
+    """A JSON schema with its keywords in `SCHEMA_KEY_ORDER`, recursively; parameter order is kept.
+
+    Key order means nothing to a JSON parser, but a small model reads the schema as text. BFCL's
+    files put `required` first and `type` last, the sample tools the other way round, so every
+    source is written one way and evaluation prompts look like the training prompts.
+    """
+    if not isinstance(node, dict):
+        return node
+    keys = [k for k in SCHEMA_KEY_ORDER if k in node] + [k for k in node if k not in SCHEMA_KEY_ORDER]
+    out = {}
+    for k in keys:
+        v = node[k]
+        if k == "properties" and isinstance(v, dict):
+            v = {name: canonical_schema(p) for name, p in v.items()}
+        elif k == "items":
+            v = [canonical_schema(i) for i in v] if isinstance(v, list) else canonical_schema(v)
+        out[k] = v
+    return out
+
+
 def tool_line(tool: dict[str, Any]) -> str:
-    """One compact JSON line per tool: name, description, parameters (JSON schema)."""
+    """One compact JSON line per tool: name, description, parameters (JSON schema, canonical key order)."""
     spec = {"name": tool["name"], "description": tool.get("description", "")}
-    spec["parameters"] = tool.get("parameters", {"type": "object", "properties": {}})
+    spec["parameters"] = canonical_schema(tool.get("parameters", {"type": "object", "properties": {}}))
     return json.dumps(spec, ensure_ascii=False, separators=(", ", ": "))
 
 
