@@ -171,8 +171,8 @@ def test_tool_schemas_render_in_one_key_order():
     assert line == protocol.tool_line({"name": "t", "description": "d", "parameters": sample_style})
     assert line.index('"type": "object"') < line.index('"properties"') < line.index('"required"')
     assert line.index('"b"') < line.index('"a"')
-    assert protocol.tools_from_system(protocol.render_system([{"name": "t", "description": "d",
-                                                               "parameters": bfcl_style}]))[0]["parameters"] == bfcl_style  # fmt: skip
+    system = protocol.render_system([{"name": "t", "description": "d", "parameters": bfcl_style}])
+    assert protocol.tools_from_system(system)[0]["parameters"] == bfcl_style  # parsed back: the same schema
 
 
 class Replay:

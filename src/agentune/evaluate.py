@@ -239,7 +239,7 @@ def check_budget(cfg: Config, samples: list, tokenizer_dir: Path) -> None:
         return
     pool = [s for s in samples if s.suite != "heldout"]
     if "heldout" in cfg.suites:
-        pool += eval_suites.load_heldout(cfg.heldout, len(samples) + 10**9)
+        pool += eval_suites.load_heldout(cfg.heldout, n=10**9)  # every reference turn
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     over = eval_suites.over_budget(pool, lambda t: len(tok(t, add_special_tokens=False)["input_ids"]),
                                    cfg.max_new_tokens)  # fmt: skip
