@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, TextIO
 
 from pydantic import Field
 
@@ -358,9 +358,82 @@ def parse_line(line: bytes) -> tuple[str, list[dict[str, Any]]]:
     return normalize(obj)
 
 
+class _Router:
+    """Sends each raw line to one place: a reject, the held-out file (by sha256 of the id) or training."""
+
+    def __init__(self, cfg: Config, heldout_fh: BinaryIO, batches: _Batches, rejects_fh: TextIO | None):
+        self.cfg, self.heldout_fh, self.batches, self.rejects_fh = cfg, heldout_fh, batches, rejects_fh
+        self.stats = Stats()
+        self.roles = dict.fromkeys((*ROLES, "assistant_trained"), 0)
+        self.seen: dict[str, tuple[str, int]] = {}
+        self.heldout_hash = hashlib.sha256()
+        self.token_heap: list[
+            tuple[int, str, list[dict[str, Any]]]
+        ] = []  # the records with the smallest hash
+        self.held_below = round(cfg.heldout_fraction * 1000)
+
+    def reject(self, r: Reject) -> None:
+        """Count a bad record and write it to rejects.jsonl, or fail naming it (`on_error: fail`)."""
+        self.stats.rejected[r.file] += 1
+        self.stats.reasons[r.kind] += 1
+        if self.rejects_fh is None:
+            raise StageError(
+                r.message(self.cfg.raw_dir) + ". Fix the record, or set convert.on_error: skip to write bad "
+                f"records to {self.cfg.out / REJECTS} and go on"
+            )
+        self.rejects_fh.write(json.dumps(r.__dict__, ensure_ascii=False) + "\n")
+
+    def line(self, name: str, no: int, line: bytes | None, size: int, head: bytes) -> None:
+        """Validate line `no` of file `name` (None: longer than max_line_bytes) and route it."""
+        stats = self.stats
+        stats.lines[name] += 1
+        if line is None:
+            reason = f"line is {size} bytes, longer than convert.max_line_bytes={self.cfg.max_line_bytes}"
+            self.reject(Reject(name, no, guess_id(head), "line_too_long", reason, _text(head), size))
+            return
+        if not line.strip():
+            stats.lines[name] -= 1
+            stats.blank_lines += 1
+            return
+        try:
+            rid, messages = parse_line(line)
+            if rid in self.seen:
+                f0, l0 = self.seen[rid]
+                raise _bad("duplicate_id", f"duplicate id (first seen at {self.cfg.raw_dir / f0}:{l0})")
+        except BadRecord as exc:
+            self.reject(Reject(name, no, guess_id(head), exc.kind, str(exc), _text(head), size))
+            return
+        self.seen[rid] = (name, no)
+        stats.kept[name] += 1
+        for m in messages:
+            self.roles[m["role"]] += 1
+            self.roles["assistant_trained"] += m["loss"]
+        digest = hashlib.sha256(rid.encode("utf-8")).digest()
+        if _bucket(digest) < self.held_below:
+            self._hold_out(name, rid, messages)
+        else:
+            self._train(rid, messages, digest)
+
+    def _hold_out(self, name: str, rid: str, messages: list[dict[str, Any]]) -> None:
+        import orjson
+
+        self.stats.heldout[name] += 1
+        out_line = orjson.dumps({"id": rid, "conversation": messages}) + b"\n"
+        self.heldout_fh.write(out_line)
+        self.heldout_hash.update(out_line)
+
+    def _train(self, rid: str, messages: list[dict[str, Any]], digest: bytes) -> None:
+        self.batches.add(rid, messages)
+        if self.cfg.token_stats_records:
+            item = (-int.from_bytes(digest[8:16], "big"), rid, messages)
+            if len(self.token_heap) < self.cfg.token_stats_records:
+                heapq.heappush(self.token_heap, item)
+            elif item[0] > self.token_heap[0][0]:
+                heapq.heapreplace(self.token_heap, item)
+
+
 def run(cfg: Config) -> None:
     """Validate the raw files and write the converted dataset, the held-out slice and the metrics."""
-    import orjson
     from datasets import Dataset, DatasetInfo
     from datasets.table import MemoryMappedTable
     from tqdm import tqdm
@@ -368,34 +441,17 @@ def run(cfg: Config) -> None:
     from agentune.io import sha256_file
 
     files = _check_inputs(cfg)
-    stats = Stats()
-    roles = dict.fromkeys((*ROLES, "assistant_trained"), 0)
-    seen: dict[str, tuple[str, int]] = {}
-    heldout_hash = hashlib.sha256()
-    token_heap: list[tuple[int, str, list[dict[str, Any]]]] = []  # the records with the smallest hash
     total_bytes = sum(p.stat().st_size for p in files)
-    held_below = round(cfg.heldout_fraction * 1000)
 
     with atomic_file(cfg.heldout_out, "wb") as heldout_fh, atomic_dir(cfg.out) as out:
         build = out / ".build"
         build.mkdir()
         rejects_fh = open(out / REJECTS, "w", encoding="utf-8") if cfg.on_error == "skip" else None
-
-        def reject(r: Reject) -> None:
-            stats.rejected[r.file] += 1
-            stats.reasons[r.kind] += 1
-            if rejects_fh is None:
-                raise StageError(
-                    r.message(cfg.raw_dir) + ". Fix the record, or set convert.on_error: skip to write bad "
-                    f"records to {cfg.out / REJECTS} and go on"
-                )
-            rejects_fh.write(json.dumps(r.__dict__, ensure_ascii=False) + "\n")
-
         batches = _Batches(build / "shard.arrow")
+        router = _Router(cfg, heldout_fh, batches, rejects_fh)
         try:
             with tqdm(total=total_bytes, desc="convert", unit="B", unit_scale=True, mininterval=1.0) as bar:
                 for path in files:
-                    name = path.name
                     done = 0
                     with open(path, "rb") as fh:
                         for no, line, size, head in read_lines(fh, cfg.max_line_bytes):
@@ -403,54 +459,12 @@ def run(cfg: Config) -> None:
                             if no % 1000 == 0:
                                 bar.update(done)
                                 done = 0
-                            stats.lines[name] += 1
-                            if line is None:
-                                reason = f"line is {size} bytes, longer than convert.max_line_bytes={cfg.max_line_bytes}"
-                                reject(
-                                    Reject(
-                                        name, no, guess_id(head), "line_too_long", reason, _text(head), size
-                                    )
-                                )
-                                continue
-                            if not line.strip():
-                                stats.lines[name] -= 1
-                                stats.blank_lines += 1
-                                continue
-                            try:
-                                rid, messages = parse_line(line)
-                                if rid in seen:
-                                    f0, l0 = seen[rid]
-                                    raise _bad(
-                                        "duplicate_id",
-                                        f"duplicate id (first seen at {cfg.raw_dir / f0}:{l0})",
-                                    )
-                            except BadRecord as exc:
-                                reject(
-                                    Reject(name, no, guess_id(head), exc.kind, str(exc), _text(head), size)
-                                )
-                                continue
-                            seen[rid] = (name, no)
-                            stats.kept[name] += 1
-                            for m in messages:
-                                roles[m["role"]] += 1
-                                roles["assistant_trained"] += m["loss"]
-                            digest = hashlib.sha256(rid.encode("utf-8")).digest()
-                            if _bucket(digest) < held_below:
-                                stats.heldout[name] += 1
-                                out_line = orjson.dumps({"id": rid, "conversation": messages}) + b"\n"
-                                heldout_fh.write(out_line)
-                                heldout_hash.update(out_line)
-                                continue
-                            batches.add(rid, messages)
-                            if cfg.token_stats_records:
-                                item = (-int.from_bytes(digest[8:16], "big"), rid, messages)
-                                if len(token_heap) < cfg.token_stats_records:
-                                    heapq.heappush(token_heap, item)
-                                elif item[0] > token_heap[0][0]:
-                                    heapq.heapreplace(token_heap, item)
+                            router.line(path.name, no, line, size, head)
                     bar.update(done)
-                    if stats.lines[name] == 0:
-                        reject(Reject(name, 0, None, "empty_file", "empty file: no records", "", 0))
+                    if router.stats.lines[path.name] == 0:
+                        router.reject(
+                            Reject(path.name, 0, None, "empty_file", "empty file: no records", "", 0)
+                        )
             n_train = batches.finish()
         finally:
             batches.writer.close()
@@ -472,12 +486,13 @@ def run(cfg: Config) -> None:
         build.rmdir()
 
         tokens: dict[str, Any] = {"n": 0}
-        if token_heap:
-            samples = [msgs for _, _, msgs in sorted(token_heap, key=lambda t: t[1])]
+        if router.token_heap:
+            samples = [msgs for _, _, msgs in sorted(router.token_heap, key=lambda t: t[1])]
             tokens = token_lengths(cfg.base_model, samples)
 
-        stats.roles.update(roles)
-        metrics = _metrics(stats, files, n_train, tokens, fp, heldout_hash.hexdigest())
+        stats = router.stats
+        stats.roles.update(router.roles)
+        metrics = _metrics(stats, files, n_train, tokens, fp, router.heldout_hash.hexdigest())
         write_json(out / PROVENANCE, {"config": cfg.model_dump(mode="json"), **metrics})
 
     write_json(cfg.metrics_out, metrics)
