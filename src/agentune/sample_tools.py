@@ -439,9 +439,6 @@ def define_word(word: str) -> str:
     return f"{word}: see dictionary entry {_h('dict', word) % 90000 + 10000}."
 
 
-PROFILE_FIELDS = ("name", "age", "email", "city")
-
-
 def update_user_profile(user_id: int, profile: dict[str, Any]) -> str:
     unknown = sorted(set(profile) - set(PROFILE_FIELDS))
     if unknown:
@@ -458,6 +455,15 @@ def get_distance(origin: str, destination: str, mode: str = "driving") -> str:
 # ---- the registry -------------------------------------------------------------------------------
 
 _NUM, _INT, _STR, _BOOL = "number", "integer", "string", "boolean"
+
+# update_user_profile's fields: its schema's `properties`, and the names it accepts (others are refused)
+PROFILE_PROPERTIES = {
+    "name": _p(_STR, "full name"),
+    "age": _p(_INT, "age in years"),
+    "email": _p(_STR, "email address"),
+    "city": _p(_STR, "home city"),
+}
+PROFILE_FIELDS = tuple(PROFILE_PROPERTIES)
 
 REGISTRY: dict[str, tuple[dict[str, Any], ToolFn]] = {
     s["name"]: (s, fn)
@@ -833,12 +839,7 @@ REGISTRY: dict[str, tuple[dict[str, Any], ToolFn]] = {
                     "profile": _p(
                         "object",
                         "the fields to change; leave out the others",
-                        properties={
-                            "name": _p(_STR, "full name"),
-                            "age": _p(_INT, "age in years"),
-                            "email": _p(_STR, "email address"),
-                            "city": _p(_STR, "home city"),
-                        },
+                        properties=PROFILE_PROPERTIES,
                     ),
                 },
                 ["user_id", "profile"],
