@@ -21,7 +21,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade "pip>=24" $(QUIET_PIP)
 	$(BIN)/python -m pip install -q --no-deps -r requirements.lock $(QUIET_PIP)  # complete and tested: no resolver (xtuner pins an older bitsandbytes)
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e . $(QUIET_PIP)
-	$(BIN)/python -m agentune.envcheck
+	$(BIN)/python -m agentune.core.envcheck
 	@touch $@
 
 demo: $(STAMP)

@@ -18,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from agentune import protocol
+from agentune.protocol import react
 
 
 def fill_share(raw_dir: Path) -> tuple[int, int]:
@@ -27,9 +27,9 @@ def fill_share(raw_dir: Path) -> tuple[int, int]:
     for path in sorted(raw_dir.glob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             conv = json.loads(line)["conversation"]
-            specs = {s["name"]: s for s in protocol.tools_from_system(conv[0]["content"]) or []}
+            specs = {s["name"]: s for s in react.tools_from_system(conv[0]["content"]) or []}
             for m in conv:
-                reply = protocol.parse_reply(m["content"]) if m["role"] == "assistant" else None
+                reply = react.parse_reply(m["content"]) if m["role"] == "assistant" else None
                 if reply and reply.kind == "call" and reply.action in specs and isinstance(reply.args, dict):
                     calls += 1
                     full += set(reply.args) == set(specs[reply.action]["parameters"]["properties"])
@@ -41,20 +41,21 @@ def next_tokens(model_dir: str, sample_id: str, prefix: str, k: int = 5) -> list
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from agentune import base_model, bfcl_data
-    from agentune.chat_templates import get_template
-    from agentune.config import load_section
+    from agentune.core.artifacts import BaseModelRecord
+    from agentune.core.config import load_section
     from agentune.evaluate import Config
-    from agentune.generation import encode_prompt, xtuner_template
+    from agentune.evaluate import bfcl as bfcl_data
+    from agentune.inference.generation import encode_prompt, xtuner_template
+    from agentune.protocol.templates import get_template
 
     cfg = load_section(Config, "evaluate")
     wheel = bfcl_data.fetch_wheel(cfg.bfcl.version, cfg.bfcl.sha256, cfg.bfcl.cache_dir)
     category = sample_id.rsplit("_", 1)[0]
     rec = next(r for r in bfcl_data.load_category(wheel, category, 10**6) if r["id"] == sample_id)
-    template = xtuner_template(get_template(base_model.read_provenance(cfg.base_model)["template"]))
+    template = xtuner_template(get_template(BaseModelRecord.read(cfg.base_model).template))
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32).eval()
-    messages = [{"role": "system", "content": protocol.render_system(rec["tools"])}, *rec["messages"]]
+    messages = [{"role": "system", "content": react.render_system(rec["tools"])}, *rec["messages"]]
     ids = encode_prompt(messages, tok, template) + tok(prefix, add_special_tokens=False)["input_ids"]
     with torch.no_grad():
         probs = model(torch.tensor([ids])).logits[0, -1].softmax(-1)

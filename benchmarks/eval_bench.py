@@ -6,7 +6,7 @@ Uses models/base (SmolLM2-135M in the embedded default) when it exists, else bui
 Prompts are tool prompts of the evaluate stage (protocol system prompt + question), greedy decoding,
 the same max_new_tokens everywhere. Three modes on the same prompts:
 
-- `batched`: what `evaluate` runs (`agentune.decoding`: shared-prefix prefill, finished rows leave,
+- `batched`: what `evaluate` runs (`agentune.inference.decoding`: shared-prefix prefill, finished rows leave,
   in-place KV cache, SDPA `enable_gqa`);
 - `one at a time`: the same decoder with batch size 1;
 - `generate() one at a time`: transformers' `model.generate`, one prompt per call (no padding).
@@ -27,8 +27,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def prompts(n: int) -> list[tuple[list[dict], list[dict]]]:
     """`n` tool prompts: the scenario tools with varied questions."""
-    from agentune import protocol
-    from agentune.sample_tools import REGISTRY
+    from agentune.protocol import react
+    from agentune.protocol.tools import REGISTRY
 
     names = sorted(REGISTRY)
     out = []
@@ -36,7 +36,7 @@ def prompts(n: int) -> list[tuple[list[dict], list[dict]]]:
         tools = [REGISTRY[names[(i + k) % len(names)]][0] for k in range(2)]
         question = f"Please use {tools[0]['name']} for case number {i}: value {3 * i + 1}."
         msgs = [
-            {"role": "system", "content": protocol.render_system(tools)},
+            {"role": "system", "content": react.render_system(tools)},
             {"role": "user", "content": question},
         ]
         out.append((msgs, tools))
@@ -45,8 +45,9 @@ def prompts(n: int) -> list[tuple[list[dict], list[dict]]]:
 
 def main() -> None:
     from agentune import base_model
-    from agentune.chat_templates import get_template
-    from agentune.generation import LocalBackend
+    from agentune.core.artifacts import BaseModelRecord
+    from agentune.inference.generation import LocalBackend
+    from agentune.protocol.templates import get_template
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="models/base")
@@ -57,11 +58,11 @@ def main() -> None:
     args = p.parse_args()
 
     model_dir = Path(args.model)
-    if not (model_dir / base_model.PROVENANCE).is_file():
+    if not BaseModelRecord.exists(model_dir):
         model_dir = Path(tempfile.mkdtemp()) / "tiny"
         base_model.run(base_model.Config(source="tiny", out=model_dir))
-    info = base_model.read_provenance(model_dir)
-    backend = LocalBackend(base_model.model_path(model_dir), get_template(info["template"]), args.batch_size,
+    info = BaseModelRecord.read(model_dir)
+    backend = LocalBackend(info.model_path(model_dir), get_template(info.template), args.batch_size,
                            args.max_new_tokens)  # fmt: skip
     work = prompts(args.prompts)
     backend.generate(work[:2])  # warm-up

@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT / "src"))
 OURS = """
 import sys
 from pathlib import Path
-from agentune.chat_templates import get_template
+from agentune.protocol.templates import get_template
 from agentune.export import write_model_files
-from agentune.merge import merge_weights
+from agentune.export.merge import merge_weights
 base, adapter, out, dtype, template = sys.argv[1:]
 out = Path(out); out.mkdir(parents=True)
 merge_weights(Path(base), Path(adapter), out, dtype, progress=False)
@@ -76,8 +76,8 @@ def make_llama_1b(out: Path) -> None:
     import torch
     from transformers import LlamaConfig
 
-    from agentune.merge import INDEX, write_streaming
-    from agentune.tiny_model import build_tokenizer
+    from agentune.base_model.tiny import build_tokenizer
+    from agentune.export.merge import INDEX, write_streaming
 
     h, inter, layers, vocab = 2048, 5504, 16, 32000
     cfg = LlamaConfig(
@@ -130,7 +130,7 @@ def make_adapter(base: Path, out: Path, r: int, alpha: int) -> int:
     from peft import LoraConfig
     from safetensors.torch import save_file
 
-    from agentune.merge import base_shards, read_header
+    from agentune.export.merge import base_shards, read_header
 
     targets = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     gen = torch.Generator().manual_seed(1)
@@ -159,7 +159,7 @@ def compare(ours: Path, theirs: Path) -> dict:
     """Max |ours - theirs| over all weights, and the same in units of ours' dtype rounding (ulp)."""
     import torch
 
-    from agentune.merge import base_shards, read_header, read_tensor
+    from agentune.export.merge import base_shards, read_header, read_tensor
 
     where = {}
     for shard in base_shards(theirs)[0]:
@@ -190,7 +190,7 @@ def compare(ours: Path, theirs: Path) -> dict:
     return {"max_abs_diff": max_abs, "max_diff_ulps": max_ulps, "params": n, "missing_keys": missing}
 
 
-IMPORTS_ONLY = "import torch, transformers, peft, safetensors, agentune.merge, agentune.export"
+IMPORTS_ONLY = "import torch, transformers, peft, safetensors, agentune.export.merge, agentune.export"
 
 
 def bench(name: str, base: Path, adapter: Path, template: str, work: Path) -> dict:
@@ -210,7 +210,7 @@ def bench(name: str, base: Path, adapter: Path, template: str, work: Path) -> di
     xt = [
         py,
         "-m",
-        "agentune.xtuner_run",
+        "agentune.train.xtuner_run",
         "xtuner.tools.model_converters.merge",
         str(base),
         str(adapter),

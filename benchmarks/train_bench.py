@@ -77,7 +77,7 @@ def bench_plain(args: argparse.Namespace) -> dict:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from agentune.base_model import model_path
+    from agentune.core.artifacts import base_model_path as model_path
 
     torch.set_num_threads(args.threads)
     params = yaml.safe_load((REPO / "params.yaml").read_text())["train"]

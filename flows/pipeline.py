@@ -1,11 +1,11 @@
 """Prefect flow `agentune-pipeline`: the stages of `dvc.yaml` as Prefect tasks, each run through DVC.
 
-The stage list and order come from DVC (`agentune.dvc_dag.stage_order`, DVC's own planner), never from
+The stage list and order come from DVC (`agentune.core.dvc_dag.stage_order`, DVC's own planner), never from
 a second list here. Each task runs `dvc repro --single-item <stage>` in the repo root and streams its
 output into the task's Prefect logs, so `dvc.lock` records exactly what ran and a failing stage's real
 error is in the UI. Run it directly::
 
-    python flows/pipeline.py --target train -S train.max_steps=5
+    python flows/pipeline.py --target train -S train.max_iters=5
 
 or serve it as a deployment with `flows/deploy.py`.
 """
@@ -13,7 +13,6 @@ or serve it as a deployment with `flows/deploy.py`.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,16 +20,18 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from agentune.dvc_dag import (
+from agentune.core.dvc_dag import (
     StageFailed,
     apply_param_overrides,
     pipeline_lock,
     repro_stage,
     stage_order,
 )
+from agentune.core.errors import StageError
 
 #: Retries (count, backoff delays in seconds) for stages where trying again can help: downloads, and
-#: training after a lost node (its checkpoints are a `persist: true` DVC output, so it resumes).
+#: training after a lost node (it resumes from the last checkpoint of its interrupted run, kept in
+#: models/.checkpoints.partial outside DVC's outputs).
 #: Stages missing here are deterministic on their inputs and are not retried.
 RETRY_POLICY: dict[str, tuple[int, list[float]]] = {
     "base_model": (3, [30.0, 120.0, 600.0]),
@@ -88,9 +89,10 @@ def agentune_pipeline(
     run_id, run_url = _flow_run_info()
     with pipeline_lock(root, lock_timeout_s, owner=f"prefect flow run {run_id}"):
         if profile:
-            from agentune.profiles import apply_profile
+            from agentune.cli import validate_params
+            from agentune.core.profiles import apply_profile
 
-            changes = apply_profile(profile, root / "params.yaml", root / "params")
+            changes = apply_profile(profile, validate_params, root / "params.yaml", root / "params")
             logger.info("profile %s applied to params.yaml (%d change(s))", profile, len(changes))
         apply_param_overrides(root, overrides or [])
         if overrides:
@@ -116,7 +118,8 @@ def publish_results(repo: str, flow_run_id: str, flow_run_url: str | None) -> No
     """Prefect artifacts for the run (metrics table, MLflow link, model/report links); cross-link MLflow."""
     from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
-    from agentune.io import read_json
+    from agentune.core.artifacts import dvc_lock_outs
+    from agentune.core.io import read_json
 
     logger = get_run_logger()
     root = Path(repo)
@@ -128,11 +131,11 @@ def publish_results(repo: str, flow_run_id: str, flow_run_url: str | None) -> No
             table=rows,
             description=f"Function-calling metrics before (base) and after (merged) fine-tuning, from {metrics}",
         )
-    tracking = _read_mlflow_info(root / "reports" / "mlflow_run.json")
+    tracking = _read_mlflow_info(root / "reports")
     create_markdown_artifact(key="agentune-mlflow-run", markdown=mlflow_markdown(tracking, flow_run_url))
     if tracking.get("parent_run_id"):
         _tag_mlflow_run(tracking, flow_run_id, flow_run_url, logger)
-    versions = _dvc_out_hashes(root / "dvc.lock")
+    versions = {p: md5 for outs in dvc_lock_outs(root / "dvc.lock").values() for p, md5 in outs.items()}
     for key, rel, what in (
         ("agentune-merged-model", "models/merged", "merged model"),
         ("agentune-eval-report", "reports/eval.md", "evaluation report"),
@@ -173,10 +176,13 @@ def metrics_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _read_mlflow_info(path: Path) -> dict[str, Any]:
+def _read_mlflow_info(report_dir: Path) -> dict[str, Any]:
+    from agentune.core.artifacts import MlflowRunRecord
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return MlflowRunRecord.read(report_dir).dump()
+    except (StageError, ValueError):
+        path = MlflowRunRecord.file(report_dir)
         return {"status": "missing", "error": f"{path} not found (evaluate did not log to MLflow)"}
 
 
@@ -210,21 +216,6 @@ def _tag_mlflow_run(info: dict[str, Any], flow_run_id: str, flow_run_url: str | 
             client.set_tag(info["parent_run_id"], "prefect_flow_run_url", flow_run_url)
     except Exception as exc:  # MLflow down must not fail a finished pipeline
         logger.warning("could not tag MLflow run %s: %s", info.get("parent_run_id"), exc)
-
-
-def _dvc_out_hashes(lock: Path) -> dict[str, str]:
-    import yaml
-
-    try:
-        doc = yaml.safe_load(lock.read_text(encoding="utf-8")) or {}
-    except OSError:
-        return {}
-    return {
-        o["path"]: o.get("md5", "")
-        for stage in (doc.get("stages") or {}).values()
-        for o in stage.get("outs", []) or []
-        if isinstance(o, dict) and "path" in o
-    }
 
 
 def main(argv: list[str] | None = None) -> int:

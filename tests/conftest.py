@@ -37,7 +37,7 @@ def tiny_base_llama3(tmp_path_factory) -> Path:
 
 def tool_conversation(i: int) -> dict:
     """One short Agent-FLAN-format record: a calculator call, its result and a final answer."""
-    from agentune import protocol
+    from agentune.protocol import react
 
     calc = {
         "name": "calculator",
@@ -56,15 +56,15 @@ def tool_conversation(i: int) -> dict:
     return {
         "id": f"tiny-{i}",
         "conversation": [
-            {"role": "system", "content": protocol.render_system([calc]), "loss": False},
+            {"role": "system", "content": react.render_system([calc]), "loss": False},
             {"role": "user", "content": f"What is {a} + {b}?", "loss": False},
             {
                 "role": "assistant",
-                "content": protocol.format_call("Add them.", "calculator", {"a": a, "b": b, "operator": "+"}),
+                "content": react.format_call("Add them.", "calculator", {"a": a, "b": b, "operator": "+"}),
                 "loss": True,
             },
-            {"role": "user", "content": protocol.format_response(a + b), "loss": False},
-            {"role": "assistant", "content": protocol.format_final("Done.", str(a + b)), "loss": True},
+            {"role": "user", "content": react.format_response(a + b), "loss": False},
+            {"role": "assistant", "content": react.format_final("Done.", str(a + b)), "loss": True},
         ],
     }
 

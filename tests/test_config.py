@@ -6,7 +6,7 @@ import pytest
 
 from agentune.base_model import Config
 from agentune.cli import main
-from agentune.config import ConfigError, apply_overrides, load_section
+from agentune.core.config import ConfigError, apply_overrides, load_section
 
 
 def test_every_problem_is_reported_at_once(tmp_path):

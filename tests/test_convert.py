@@ -11,6 +11,7 @@ import yaml
 
 from agentune import convert, raw_data
 from agentune.cli import main
+from agentune.core.artifacts import ConvertRecord
 
 GOOD = "toolbench_react_10p.jsonl"
 
@@ -94,7 +95,7 @@ def test_converts_the_sample_with_explicit_loss_and_a_heldout_slice(tmp_path, mo
     )
     tokens = metrics["tokens"]
     assert tokens["n"] == len(ds) and 0 < tokens["p50"] <= tokens["p90"] <= tokens["p99"] <= tokens["max"]
-    prov = json.loads((out / "converted" / convert.PROVENANCE).read_text())
+    prov = json.loads((out / "converted" / ConvertRecord.FILE).read_text())
     assert prov["config"]["heldout_fraction"] == 0.2 and prov["fingerprint"] == metrics["fingerprint"]
     assert not (out / "converted" / convert.REJECTS).exists()
     assert sorted(p.name for p in out.iterdir()) == ["converted", "eval", "metrics"]
@@ -258,14 +259,14 @@ def test_xtuner_tokenizes_every_assistant_turn_as_trained(tmp_path, monkeypatch,
     from xtuner.dataset.map_fns import openai_map_fn, template_map_fn_factory
     from xtuner.utils import PROMPT_TEMPLATE
 
-    from agentune.base_model import model_path, read_provenance
-    from agentune.chat_templates import get_template
+    from agentune.core.artifacts import BaseModelRecord, base_model_path
+    from agentune.protocol.templates import get_template
 
     raw_data.run(raw_data.Config(out=tmp_path / "raw", sample={"n_records": 70, "seed": 5}))
     assert run_convert(tmp_path, monkeypatch, tiny_base, heldout_fraction=0.0) == 0
     converted = load_from_disk(str(tmp_path / "out/converted"))
-    tok = AutoTokenizer.from_pretrained(str(model_path(tiny_base)))
-    template = get_template(read_provenance(tiny_base)["template"])
+    tok = AutoTokenizer.from_pretrained(str(base_model_path(tiny_base)))
+    template = get_template(BaseModelRecord.read(tiny_base).template)
     ds = process_hf_dataset(
         dataset=load_from_disk(str(tmp_path / "out/converted")),
         tokenizer=tok,

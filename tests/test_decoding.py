@@ -1,10 +1,10 @@
-"""agentune.decoding: batched greedy decoding with a shared prefix equals one-at-a-time `generate()`."""
+"""agentune.inference.decoding: batched greedy decoding with a shared prefix equals one-at-a-time `generate()`."""
 
 from __future__ import annotations
 
 import pytest
 
-from agentune.decoding import common_prefix_len, greedy_generate
+from agentune.inference.decoding import common_prefix_len, greedy_generate
 
 
 def test_common_prefix_len():
@@ -18,7 +18,7 @@ def model_and_prompts(tiny_base):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from agentune.base_model import model_path
+    from agentune.core.artifacts import base_model_path as model_path
 
     path = model_path(tiny_base)
     tok = AutoTokenizer.from_pretrained(str(path))

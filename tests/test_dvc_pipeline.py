@@ -73,7 +73,7 @@ def test_dvc_repro_builds_data_stages_and_reruns_only_what_changed(tmp_path):
     assert {d["path"] for d in lock["convert"]["deps"]} >= {
         "data/raw/agent-flan",
         "models/base",
-        "src/agentune/convert.py",
+        "src/agentune/convert",
     }
 
     second = sh(repo, "dvc", "repro", "convert")

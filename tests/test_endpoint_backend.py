@@ -9,11 +9,11 @@ import httpx
 import pytest
 from conftest import tool_conversation
 
-from agentune import protocol
-from agentune.chat_templates import get_template
-from agentune.eval_suites import Sample, reference_scenarios, run_scenarios, run_single
-from agentune.generation import EndpointBackend, LocalBackend, react_to_openai_messages
-from agentune.scoring import Expected
+from agentune.evaluate.scoring import Expected
+from agentune.evaluate.suites import Sample, reference_scenarios, run_scenarios, run_single
+from agentune.inference.generation import EndpointBackend, LocalBackend, react_to_openai_messages
+from agentune.protocol import react
+from agentune.protocol.templates import get_template
 from agentune.serve import completion, make_server, to_protocol_messages
 
 
@@ -69,13 +69,13 @@ def test_server_speaks_openai_tool_calls(served):
     assert httpx.get(f"{url}/models").json()["data"][0]["id"] == "tiny"
 
     call = completion(
-        protocol.format_call("Add.", "calculator", {"a": 3, "b": 4, "operator": "+"}), True, 10, 5, "m"
+        react.format_call("Add.", "calculator", {"a": 3, "b": 4, "operator": "+"}), True, 10, 5, "m"
     )
     msg = call["choices"][0]["message"]
     assert call["choices"][0]["finish_reason"] == "tool_calls"
     assert msg["tool_calls"][0]["function"]["name"] == "calculator"
     assert json.loads(msg["tool_calls"][0]["function"]["arguments"]) == {"a": 3, "b": 4, "operator": "+"}
-    final = completion(protocol.format_final("t", "7"), False, 10, 5, "m")["choices"][0]
+    final = completion(react.format_final("t", "7"), False, 10, 5, "m")["choices"][0]
     assert final["finish_reason"] == "length" and "Final Answer: 7" in final["message"]["content"]
 
     conv = tool_conversation(0)["conversation"][:4]
@@ -86,7 +86,7 @@ def test_server_speaks_openai_tool_calls(served):
 
 
 def test_endpoint_down_is_a_clear_error():
-    from agentune.errors import StageError
+    from agentune.core.errors import StageError
 
     backend = EndpointBackend("http://127.0.0.1:9/v1", "x", api_key_env=None, timeout_s=2)
     with pytest.raises(StageError, match="127.0.0.1:9.*server running"):

@@ -10,8 +10,8 @@ import pytest
 from conftest import tool_conversation
 
 from agentune import evaluate
-from agentune.config import ConfigError, validate_section
-from agentune.errors import StageError
+from agentune.core.config import ConfigError, validate_section
+from agentune.core.errors import StageError
 
 
 @pytest.mark.parametrize("base_fixture", ["tiny_base", "tiny_base_llama3"])
@@ -22,17 +22,17 @@ def test_eval_prompt_is_prefix_of_xtuner_training_encoding(base_fixture, request
     from xtuner.dataset.utils import encode_fn
     from xtuner.utils import PROMPT_TEMPLATE
 
-    from agentune import base_model
-    from agentune.chat_templates import get_template
-    from agentune.generation import encode_prompt, xtuner_template
+    from agentune.core.artifacts import BaseModelRecord, base_model_path
+    from agentune.inference.generation import encode_prompt, xtuner_template
+    from agentune.protocol.templates import get_template
 
     base = request.getfixturevalue(base_fixture)
-    tok = AutoTokenizer.from_pretrained(base_model.model_path(base))
-    xt = xtuner_template(get_template(base_model.read_provenance(base)["template"]))
+    tok = AutoTokenizer.from_pretrained(base_model_path(base))
+    xt = xtuner_template(get_template(BaseModelRecord.read(base).template))
     conv = tool_conversation(2)["conversation"]
     example = openai_map_fn({"messages": conv})
     example = template_map_fn(
-        example, template=PROMPT_TEMPLATE[get_template(base_model.read_provenance(base)["template"]).xtuner]
+        example, template=PROMPT_TEMPLATE[get_template(BaseModelRecord.read(base).template).xtuner]
     )
     train_ids = encode_fn(example, tok, max_length=100_000)["input_ids"]
     for k, msg in enumerate(conv):
@@ -105,6 +105,7 @@ def stage_config(root: Path, base: Path, **over) -> evaluate.Config:
         "heldout": str(root / "data/eval/heldout.jsonl"),
         "heldout_n": 6,
         "max_new_tokens": 12,
+        "checkpoint_suites": ["heldout", "scenarios", "bfcl"],  # every suite on every checkpoint
         "bfcl": {"simple_python_n": 3, "irrelevance_n": 2, "cache_dir": str(root.parent / "bfcl_cache")},
         "mlflow": {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "experiment": "agentune-test"},
         **over,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agentune.errors import StageError
+from agentune.core.errors import StageError
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +25,7 @@ def _split_base(src: Path, out: Path) -> Path:
     """A copy of a single-file base model split into two shards (small norms first) + index."""
     from safetensors.torch import load_file, save_file
 
-    from agentune.io import read_json, sha256_tree, write_json
+    from agentune.core.io import read_json, sha256_tree, write_json
 
     shutil.copytree(src, out, ignore=shutil.ignore_patterns("model.safetensors"))
     tensors = load_file(str(src / "model.safetensors"))
@@ -121,8 +121,8 @@ def test_every_checkpoint_becomes_a_loadable_adapter(trained, exported_fp32):
     import torch
     from peft import PeftModel
 
-    from agentune.adapters import list_checkpoints
-    from agentune.io import read_json, sha256_file
+    from agentune.core.artifacts import list_checkpoints
+    from agentune.core.io import read_json, sha256_file
 
     train_prov = read_json(trained["checkpoints"] / "agentune_train.json")
     ckpts = list_checkpoints(trained["checkpoints"])
@@ -165,7 +165,7 @@ def test_adapter_matches_xtuner_pth_to_hf(trained, exported_fp32, tmp_path):
     ckpt = trained["checkpoints"] / "iter_40.pth"
     out = tmp_path / "xtuner_adapter"
     cmd = [
-        sys.executable, "-m", "agentune.xtuner_run", "xtuner.tools.model_converters.pth_to_hf",
+        sys.executable, "-m", "agentune.train.xtuner_run", "xtuner.tools.model_converters.pth_to_hf",
         str(trained["checkpoints"] / "xtuner_config.py"), str(ckpt), str(out), "--safe-serialization", "--fp32",
     ]  # fmt: skip
     proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
@@ -214,7 +214,7 @@ def test_merge_equals_w_plus_scaled_ba_bf16(trained, exported_fp32, tmp_path, ti
     import torch
     from safetensors.torch import load_file
 
-    from agentune import merge
+    from agentune.export import merge
 
     adapter = exported_fp32 / "adapters" / "iter_20"
     state = load_file(str(adapter / "adapter_model.safetensors"))
@@ -245,7 +245,7 @@ def test_merged_model_stops_by_itself(exported_fp32):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-    from agentune.io import read_json
+    from agentune.core.io import read_json
 
     merged_dir = exported_fp32 / "merged"
     model = AutoModelForCausalLM.from_pretrained(str(merged_dir)).eval()
@@ -273,8 +273,8 @@ def test_merged_model_stops_by_itself(exported_fp32):
 
 
 def test_llama3_generation_config_stops_on_eot(tiny_base_llama3, tmp_path):
-    from agentune.chat_templates import get_template
     from agentune.export import write_model_files
+    from agentune.protocol.templates import get_template
 
     info = write_model_files(tiny_base_llama3, tmp_path, get_template("llama3"), "bfloat16")
     gen = json.loads((tmp_path / "generation_config.json").read_text())
@@ -316,7 +316,7 @@ def test_unknown_merge_checkpoint_lists_available(trained, tmp_path):
 
 def test_mismatched_base_is_rejected(trained, tmp_path):
     from agentune import base_model, export
-    from agentune.io import read_json, write_json
+    from agentune.core.io import read_json, write_json
 
     other_seed = tmp_path / "seed1"
     base_model.run(base_model.Config(source="tiny", out=other_seed, tiny={"seed": 1}))
@@ -350,7 +350,7 @@ def test_killed_merge_leaves_previous_output_intact(trained, tmp_path):
 
     import yaml
 
-    from agentune.io import read_json
+    from agentune.core.io import read_json
 
     out = tmp_path / "out"
     params = tmp_path / "params.yaml"

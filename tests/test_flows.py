@@ -86,7 +86,7 @@ def _logs(flow_run_id, must_contain: str, timeout_s: float = 30.0) -> str:
 
 
 def test_stage_order_of_the_project_dvc_yaml_is_dvcs():
-    from agentune.dvc_dag import stage_order
+    from agentune.core.dvc_dag import stage_order
 
     order = stage_order(REPO_ROOT)
     assert order == dvc_dry_order(REPO_ROOT)
@@ -103,7 +103,7 @@ def test_flow_runs_stages_through_dvc_and_resumes_a_crashed_stage(prefect_api, p
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-    from agentune.dvc_dag import stage_order
+    from agentune.core.dvc_dag import stage_order
 
     state = _run(
         dict(
@@ -225,11 +225,11 @@ def test_a_run_waits_for_the_dvc_lock_then_fails_clearly_and_leaves_dvc_lock_int
 
 
 def test_two_pipeline_runs_never_interleave(project):
-    from agentune.dvc_dag import LockTimeout, pipeline_lock
+    from agentune.core.dvc_dag import LockTimeout, pipeline_lock
 
     code = (
         "import sys, time, pathlib\n"
-        "from agentune.dvc_dag import pipeline_lock\n"
+        "from agentune.core.dvc_dag import pipeline_lock\n"
         f"with pipeline_lock({str(project)!r}, 5, owner='other run'):\n"
         f"    pathlib.Path({str(project / 'held')!r}).write_text('1'); time.sleep(30)\n"
     )
@@ -258,8 +258,8 @@ def test_retry_policy_retries_only_where_it_can_help():
 
 
 def test_unknown_target_and_bad_override_are_clear_errors(project):
-    from agentune.dvc_dag import apply_param_overrides, stage_order
-    from agentune.errors import StageError
+    from agentune.core.dvc_dag import apply_param_overrides, stage_order
+    from agentune.core.errors import StageError
 
     with pytest.raises(StageError, match="cannot plan stage 'nope'"):
         stage_order(project, "nope")
@@ -291,7 +291,7 @@ def test_tiny_profile_end_to_end(prefect_api, tmp_path):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-    from agentune.dvc_dag import stage_order
+    from agentune.core.dvc_dag import stage_order
 
     repo = _copy_repo(tmp_path / "repo")
     bfcl_cache = REPO_ROOT / ".cache" / "bfcl"  # the pinned BFCL wheel, fetched once per checkout

@@ -9,7 +9,8 @@ import yaml
 
 from agentune import raw_data
 from agentune.cli import main
-from agentune.io import sha256_file
+from agentune.core.artifacts import RawDataRecord
+from agentune.core.io import sha256_file
 
 
 def run_cli(tmp: Path, monkeypatch, **section) -> int:
@@ -23,7 +24,7 @@ def test_sample_writes_the_seven_files_deterministically(tmp_path, monkeypatch):
     assert run_cli(tmp_path, monkeypatch, sample={"seed": 7, "n_records": 140}) == 0
     raw = tmp_path / "raw"
     assert sorted(p.name for p in raw.glob("*.jsonl")) == sorted(raw_data.AGENT_FLAN_FILES)
-    prov = json.loads((raw / raw_data.PROVENANCE).read_text())
+    prov = json.loads((raw / RawDataRecord.FILE).read_text())
     assert prov["source"] == "sample" and prov["config"]["sample"] == {"seed": 7, "n_records": 140}
     assert sum(f["lines"] for f in prov["files"].values()) == 140
     for name in raw_data.AGENT_FLAN_FILES:
@@ -47,7 +48,7 @@ def test_local_copies_the_seven_files(tmp_path, monkeypatch):
     assert run_cli(tmp_path, monkeypatch, source="local", local={"path": str(src)}) == 0
     for name in raw_data.AGENT_FLAN_FILES:
         assert sha256_file(tmp_path / "raw" / name) == sha256_file(src / name)
-    prov = json.loads((tmp_path / "raw" / raw_data.PROVENANCE).read_text())
+    prov = json.loads((tmp_path / "raw" / RawDataRecord.FILE).read_text())
     assert prov["source"] == "local" and prov["origin"]["path"] == str(src.resolve())
 
 

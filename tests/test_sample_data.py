@@ -9,10 +9,11 @@ from collections import Counter
 
 import pytest
 
-from agentune import protocol, sample_data
 from agentune.convert import normalize
+from agentune.protocol import react
+from agentune.protocol.tools import REGISTRY, execute, spec
 from agentune.raw_data import AGENT_FLAN_FILES
-from agentune.sample_tools import REGISTRY, execute, spec
+from agentune.raw_data import sample as sample_data
 
 REFERENCE_TOOLS = {
     "get_flight_number": ["departure", "destination", "date"],
@@ -27,7 +28,7 @@ def records(file_name: str, n: int, seed: int = 0) -> list[dict]:
 
 
 def offered(system: str) -> list[str]:
-    return [t["name"] for t in protocol.tools_from_system(system) or []]
+    return [t["name"] for t in react.tools_from_system(system) or []]
 
 
 def test_catalogue_has_typed_tools_and_the_reference_ones():
@@ -98,7 +99,7 @@ BY_SIGNATURE = {
 
 
 def offered_specs(system: str) -> list[dict]:
-    return protocol.tools_from_system(system) or []
+    return react.tools_from_system(system) or []
 
 
 def original(spec_: dict) -> str:
@@ -109,14 +110,14 @@ def check_react(rec: dict) -> Counter:
     """Every ReAct turn parses; calls use an offered tool with valid args; responses are true results."""
     conv = rec["conversation"]
     specs = {s["name"]: s for s in offered_specs(conv[0]["content"])}
-    assert conv[0]["content"] == protocol.render_system(list(specs.values()))
+    assert conv[0]["content"] == react.render_system(list(specs.values()))
     assert 1 <= len(specs) <= 5
     seen = Counter()
     seen["renamed"] += any(n not in REGISTRY for n in specs)
     for i, m in enumerate(conv[1:], 1):
         if m["role"] != "assistant":
             continue
-        reply = protocol.parse_reply(m["content"])
+        reply = react.parse_reply(m["content"])
         assert reply.format_valid and not reply.hallucinated and not reply.problems, m["content"]
         seen[reply.kind] += 1
         if reply.kind == "call":
@@ -125,7 +126,7 @@ def check_react(rec: dict) -> Counter:
             assert set(props["required"]) <= set(reply.args) <= set(props["properties"])
             if i + 1 < len(conv):
                 result = execute(original(specs[reply.action]), reply.args)
-                assert conv[i + 1]["content"] == protocol.format_response(result)
+                assert conv[i + 1]["content"] == react.format_response(result)
     return seen
 
 
@@ -150,7 +151,7 @@ def test_react_files_follow_the_protocol():
 def test_single_turn_records_end_on_the_call():
     for rec in records("toolbench_instruct_j1s1_3k.jsonl", 50):
         assert [m["role"] for m in rec["conversation"]] == ["system", "user", "assistant"]
-        assert protocol.parse_reply(rec["conversation"][-1]["content"]).kind == "call"
+        assert react.parse_reply(rec["conversation"][-1]["content"]).kind == "call"
 
 
 def test_multi_step_records_feed_results_back():
@@ -158,7 +159,7 @@ def test_multi_step_records_feed_results_back():
         r
         for r in records("agent_instruct_react.jsonl", 200)
         if sum(
-            protocol.parse_reply(m["content"]).kind == "call"
+            react.parse_reply(m["content"]).kind == "call"
             for m in r["conversation"]
             if m["role"] == "assistant"
         )
@@ -168,7 +169,7 @@ def test_multi_step_records_feed_results_back():
     for rec in multi:
         check_react(rec)
     names = {
-        protocol.parse_reply(m["content"]).action
+        react.parse_reply(m["content"]).action
         for r in multi
         for m in r["conversation"]
         if m["role"] == "assistant"
@@ -181,7 +182,7 @@ def test_negatives_offer_no_fitting_tool_and_answer_without_a_call():
     irrelevant = 0
     for rec in records("toolbench_negative.jsonl", 200):
         conv = rec["conversation"]
-        reply = protocol.parse_reply(conv[-1]["content"])
+        reply = react.parse_reply(conv[-1]["content"])
         assert reply.kind == "final" and len(conv) == 3
         tools = [original(t) for t in offered_specs(conv[0]["content"])]
         assert "search_web" not in tools
@@ -197,12 +198,12 @@ def test_tool_lists_and_values_vary():
     recs = records("toolbench_instruct_j1s1_3k.jsonl", 400)
     systems = {r["conversation"][0]["content"] for r in recs}
     assert len(systems) > 250
-    called = Counter(protocol.parse_reply(r["conversation"][-1]["content"]).action for r in recs)
+    called = Counter(react.parse_reply(r["conversation"][-1]["content"]).action for r in recs)
     assert len(called) >= 25
     # the called tool sits at different positions of the offered list
     positions = Counter(
         offered(r["conversation"][0]["content"]).index(
-            protocol.parse_reply(r["conversation"][-1]["content"]).action
+            react.parse_reply(r["conversation"][-1]["content"]).action
         )
         for r in recs
     )
@@ -242,7 +243,7 @@ def test_optional_parameters_change_the_result_and_are_left_out_unless_asked(nam
 
 def test_sample_calls_mostly_leave_some_schema_parameter_out_or_nest_values():
     recs = records("toolbench_instruct_j1s1_3k.jsonl", 400)
-    calls = [protocol.parse_reply(r["conversation"][-1]["content"]) for r in recs]
+    calls = [react.parse_reply(r["conversation"][-1]["content"]) for r in recs]
     schemas = {s["name"]: s for r in recs for s in offered_specs(r["conversation"][0]["content"])}
     full = sum(set(c.args) == set(schemas[c.action]["parameters"]["properties"]) for c in calls)
     assert full < 0.8 * len(calls)  # most tools have optional parameters that requests rarely need

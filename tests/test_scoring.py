@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from agentune import protocol
-from agentune.bfcl_data import convert_function, parse_jsonl
-from agentune.errors import StageError
-from agentune.eval_report import mcnemar
-from agentune.eval_suites import Scenario, _answer_found, load_heldout, over_budget, run_scenarios
-from agentune.generation import Generation
-from agentune.scoring import Expected, aggregate, call_exact, score_sample
+from agentune.core.errors import StageError
+from agentune.evaluate.bfcl import convert_function, parse_jsonl
+from agentune.evaluate.report import mcnemar
+from agentune.evaluate.scoring import Expected, aggregate, call_exact, score_sample
+from agentune.evaluate.suites import Scenario, _answer_found, load_heldout, over_budget, run_scenarios
+from agentune.inference.generation import Generation
+from agentune.protocol import react
 
 CALC = {
     "name": "calculator",
@@ -27,11 +27,11 @@ EXP = Expected.call("calculator", {"a": 3, "b": 4, "operator": "+"}, CALC)
 
 
 def score(text: str, exp: Expected = EXP, stopped: bool = True) -> dict:
-    return score_sample(protocol.parse_reply(text), exp, stopped)
+    return score_sample(react.parse_reply(text), exp, stopped)
 
 
 def test_valid_call_scores_one_everywhere():
-    v = score(protocol.format_call("Add.", "calculator", {"a": 3, "b": 4, "operator": "+"}))
+    v = score(react.format_call("Add.", "calculator", {"a": 3, "b": 4, "operator": "+"}))
     assert v["format_valid"] == v["tool_name_acc"] == v["args_json_valid"] == v["call_em"] == 1.0
     assert v["args_em"] == 1.0 and v["no_hallucinated_response"] == 1.0 and v["stopped"] == 1.0
     assert v["irrelevance_no_call"] is None  # a call was expected
@@ -46,27 +46,27 @@ def test_string_arguments_are_not_json():
 
 
 def test_invented_response_is_hallucination():
-    text = protocol.format_call("Add.", "calculator", {"a": 3, "b": 4, "operator": "+"}) + "\nResponse: 7"
+    text = react.format_call("Add.", "calculator", {"a": 3, "b": 4, "operator": "+"}) + "\nResponse: 7"
     v = score(text)
     assert v["no_hallucinated_response"] == 0.0
     assert v["call_em"] == 1.0  # the call itself is right
 
 
 def test_no_stop_and_partial_args():
-    v = score(protocol.format_call("Add.", "calculator", {"a": 3, "b": 5, "operator": "+"}), stopped=False)
+    v = score(react.format_call("Add.", "calculator", {"a": 3, "b": 5, "operator": "+"}), stopped=False)
     assert v["stopped"] == 0.0
     assert v["args_em"] == pytest.approx(3 / 4) and v["call_em"] == 0.0
 
 
 def test_final_answer_and_irrelevance():
-    final = protocol.format_final("No tool fits.", "I cannot do that.")
+    final = react.format_final("No tool fits.", "I cannot do that.")
     v = score(final)
     assert v["format_valid"] == 1.0 and v["tool_name_acc"] == 0.0 and v["args_em"] == 0.0
     assert v["no_hallucinated_response"] is None
     irr = Expected(name=None, irrelevant=True)
     assert score(final, irr)["irrelevance_no_call"] == 1.0
     assert (
-        score(protocol.format_call("x", "calculator", {"a": 1, "b": 2, "operator": "+"}), irr)[
+        score(react.format_call("x", "calculator", {"a": 1, "b": 2, "operator": "+"}), irr)[
             "irrelevance_no_call"
         ]
         == 0.0
@@ -103,7 +103,7 @@ def test_bfcl_ast_rules():
     exp = Expected(name="area", args={"base": [10], "height": [5.0], "unit": ["units", ""]}, spec=spec)
 
     def check(args, name="area"):
-        return call_exact(protocol.parse_reply(protocol.format_call("t", name, args)), exp)[0]
+        return call_exact(react.parse_reply(react.format_call("t", name, args)), exp)[0]
 
     assert check({"base": 10, "height": 5})  # optional omitted ("" allowed), int accepted for float
     assert check({"base": 10, "height": 5.0, "unit": " Units"})  # strings normalised
@@ -138,7 +138,7 @@ def test_heldout_samples_from_reference_turns(tmp_path):
     }
     assert (
         call.messages[-1]["role"] == "user"
-        and protocol.tools_from_system(call.messages[0]["content"])[0]["name"] == "calculator"
+        and react.tools_from_system(call.messages[0]["content"])[0]["name"] == "calculator"
     )
     assert samples[1].expected.name is None and not samples[1].expected.irrelevant  # final after a Response
 
@@ -167,12 +167,12 @@ def test_tool_schemas_render_in_one_key_order():
         },
         "required": ["b", "a"],
     }
-    line = protocol.tool_line({"name": "t", "description": "d", "parameters": bfcl_style})
-    assert line == protocol.tool_line({"name": "t", "description": "d", "parameters": sample_style})
+    line = react.tool_line({"name": "t", "description": "d", "parameters": bfcl_style})
+    assert line == react.tool_line({"name": "t", "description": "d", "parameters": sample_style})
     assert line.index('"type": "object"') < line.index('"properties"') < line.index('"required"')
     assert line.index('"b"') < line.index('"a"')
-    system = protocol.render_system([{"name": "t", "description": "d", "parameters": bfcl_style}])
-    assert protocol.tools_from_system(system)[0]["parameters"] == bfcl_style  # parsed back: the same schema
+    system = react.render_system([{"name": "t", "description": "d", "parameters": bfcl_style}])
+    assert react.tools_from_system(system)[0]["parameters"] == bfcl_style  # parsed back: the same schema
 
 
 class Replay:
@@ -189,9 +189,9 @@ def test_scenario_loop_runs_tools_and_checks_answer():
     sc = Scenario("calc", ["calculator"], [("(2+3)*4?", [("calculator", {"a": 2, "b": 3, "operator": "+"}),
                                                          ("calculator", {"a": 5, "b": 4, "operator": "*"})], "20")])  # fmt: skip
     replies = [
-        protocol.format_call("add", "calculator", {"a": 2, "b": 3, "operator": "+"}),
-        protocol.format_call("mul", "calculator", {"a": 5, "b": 4, "operator": "*"}),
-        protocol.format_final("done", "The result is 20."),
+        react.format_call("add", "calculator", {"a": 2, "b": 3, "operator": "+"}),
+        react.format_call("mul", "calculator", {"a": 5, "b": 4, "operator": "*"}),
+        react.format_final("done", "The result is 20."),
     ]
     records, cases = run_scenarios(Replay(replies), [sc], max_turns=6)
     assert cases[0]["e2e_success"] == 1.0 and len(records) == 3
@@ -199,7 +199,7 @@ def test_scenario_loop_runs_tools_and_checks_answer():
 
 
 def test_scenario_tool_error_is_a_failed_step_not_a_crash(monkeypatch):
-    from agentune import eval_suites
+    from agentune.evaluate import suites as eval_suites
 
     def boom(**kwargs):
         raise RuntimeError("tool exploded")
@@ -211,15 +211,15 @@ def test_scenario_tool_error_is_a_failed_step_not_a_crash(monkeypatch):
     sc = Scenario(
         "calc", ["calculator"], [("2+3?", [("calculator", {"a": 2, "b": 3, "operator": "+"})], "5")]
     )
-    replies = [protocol.format_call("add", "calculator", {"a": 2, "b": 3, "operator": "+"}),
-               protocol.format_final("done", "5")]  # fmt: skip
+    replies = [react.format_call("add", "calculator", {"a": 2, "b": 3, "operator": "+"}),
+               react.format_final("done", "5")]  # fmt: skip
     records, cases = run_scenarios(Replay(replies), [sc], max_turns=6)
     assert cases[0]["e2e_success"] == 0.0
     assert "tool exploded" in records[0]["tool_error"]
 
 
 def test_turn_limit_and_answers():
-    loop = [protocol.format_call("add", "calculator", {"a": 2, "b": 3, "operator": "+"})] * 3
+    loop = [react.format_call("add", "calculator", {"a": 2, "b": 3, "operator": "+"})] * 3
     sc = Scenario(
         "calc", ["calculator"], [("2+3?", [("calculator", {"a": 2, "b": 3, "operator": "+"})], "5")]
     )

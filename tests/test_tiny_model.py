@@ -29,8 +29,8 @@ def test_tiny_model_loads_and_renders_template(request, fixture, eos):
 
 
 def test_tiny_model_is_deterministic(tmp_path):
-    from agentune.io import sha256_tree
-    from agentune.tiny_model import build_tiny
+    from agentune.base_model.tiny import build_tiny
+    from agentune.core.io import sha256_tree
 
     a = build_tiny(tmp_path / "a", seed=3)
     b = build_tiny(tmp_path / "b", seed=3)

@@ -16,13 +16,16 @@ import pytest
 import yaml
 
 from agentune import train
-from agentune.errors import StageError
+from agentune.core.errors import StageError
+from agentune.train import inputs, launcher
 
 REPO = Path(__file__).resolve().parents[1]
 
 # Small enough for 2 CPU cores: the tiny model, packed 1024-token samples (one tiny record is ~900
 # byte-level tokens, so shorter samples would keep no trained token).
-TINY = dict(max_length=1024, lr=0.01, warmup_ratio=0.0, log_interval=1, map_num_proc=1)
+TINY = dict(
+    max_length=1024, pack_to_max_length=True, lr=0.01, warmup_ratio=0.0, log_interval=1, map_num_proc=1
+)
 
 
 def tiny_cfg(tmp: Path, base: Path, data: Path, **kw) -> train.Config:
@@ -182,13 +185,13 @@ def test_unreadable_dataset_fails(tmp_path, tiny_base):
 def test_gpu_only_settings_rejected_on_cpu(tmp_path, tiny_base, tiny_converted):
     cfg = tiny_cfg(tmp_path, tiny_base, tiny_converted, quantization={"enabled": True}, amp="float16")
     with pytest.raises(StageError) as err:
-        train.check_device(cfg, cuda=False)
+        inputs.check_device(cfg, cuda=False)
     assert "quantization.enabled" in str(err.value) and "train.amp=float16" in str(err.value)
-    train.check_device(cfg, cuda=True)
+    inputs.check_device(cfg, cuda=True)
 
 
 def test_config_rejects_bad_combinations():
-    from agentune.config import ConfigError, validate_section
+    from agentune.core.config import ConfigError, validate_section
 
     with pytest.raises(ConfigError, match="exactly one of max_iters / max_epochs"):
         validate_section(train.Config, "train", {"max_iters": 10, "max_epochs": 1})
@@ -198,16 +201,16 @@ def test_config_rejects_bad_combinations():
 
 def test_launch_command_and_env_overrides(tmp_path, monkeypatch):
     cfg = train.Config(max_iters=1, launch={"nproc_per_node": 1, "deepspeed": "zero3_offload"})
-    single, dist = train.xtuner_command(tmp_path / "c.py", tmp_path, train.resolve_launch(cfg), None)
-    assert not dist and single[1:4] == ["-m", "agentune.xtuner_run", "xtuner.tools.train"]
+    single, dist = launcher.xtuner_command(tmp_path / "c.py", tmp_path, launcher.resolve_launch(cfg), None)
+    assert not dist and single[1:4] == ["-m", "agentune.train.xtuner_run", "xtuner.tools.train"]
     assert single[-2:] == ["--deepspeed", "deepspeed_zero3_offload"]
 
     for var, value in dict(
         NNODES="6", NODE_RANK="3", NPROC_PER_NODE="1", ADDR="10.0.0.1", PORT="29611"
     ).items():
         monkeypatch.setenv(var, value)
-    launch = train.resolve_launch(cfg)
-    cmd, dist = train.xtuner_command(tmp_path / "c.py", tmp_path, launch, tmp_path / "iter_5.pth")
+    params = launcher.resolve_launch(cfg)
+    cmd, dist = launcher.xtuner_command(tmp_path / "c.py", tmp_path, params, tmp_path / "iter_5.pth")
     assert dist and cmd[1:3] == ["-m", "torch.distributed.run"]
     for arg in (
         "--nnodes=6",
@@ -225,8 +228,8 @@ def test_real_profile_renders_reference_config(tmp_path):
     import torch
     from mmengine.config import Config as MMConfig
 
-    from agentune.profiles import deep_merge
-    from agentune.xtuner_config import Target, render
+    from agentune.core.profiles import deep_merge
+    from agentune.train.xtuner_config import Target, render
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     deep_merge(params, yaml.safe_load((REPO / "params/llama3-8b-agentflan.yaml").read_text()))
@@ -293,13 +296,13 @@ def test_real_profile_renders_reference_config(tmp_path):
 def test_bos_follows_the_chat_template(tmp_path, tiny_base):
     """xtuner prepends the tokenizer's bos_token: it must be the template's (chat_templates), not
     whatever the tokenizer file says (SmolLM2's GGUF tokenizer says <|im_start|>)."""
-    from agentune.chat_templates import get_template
+    from agentune.protocol.templates import get_template
 
-    assert train.bos_override(tiny_base, "chatml") is None
+    assert inputs.bos_override(tiny_base, "chatml") is None
     other = tmp_path / "tok"
     other.mkdir()
     (other / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<|im_start|>"}))
-    assert train.bos_override(other, "chatml") == (get_template("chatml").bos,)
+    assert inputs.bos_override(other, "chatml") == (get_template("chatml").bos,)
 
 
 @pytest.mark.parametrize(("iters", "ratio"), [(12, 0.1), (60, 0.05), (20, 0.0)])
@@ -310,7 +313,7 @@ def test_schedule_reaches_full_lr(tmp_path, iters, ratio):
     from mmengine.config import Config as MMConfig
     from mmengine.registry import PARAM_SCHEDULERS
 
-    from agentune.xtuner_config import Target, render
+    from agentune.train.xtuner_config import Target, render
 
     cfg = train.Config(max_iters=iters, warmup_ratio=ratio, lr=3e-4)
     target = Target(model_path=tmp_path, dataset=tmp_path, xtuner_template="qwen_chat", cuda=False)

@@ -13,8 +13,8 @@ import sys
 from types import ModuleType
 
 from agentune import STAGES, __version__
-from agentune.config import DEFAULT_PARAMS, ConfigError, apply_overrides, read_params, validate_section
-from agentune.errors import StageError
+from agentune.core.config import DEFAULT_PARAMS, ConfigError, apply_overrides, read_params, validate_section
+from agentune.core.errors import StageError
 
 log = logging.getLogger("agentune")
 
@@ -70,13 +70,13 @@ def run_profile(args: argparse.Namespace) -> int:
     """`agentune profile NAME` / `agentune profile --list`."""
     import json
 
-    from agentune import profiles
+    from agentune.core import profiles
 
     if args.list or not args.name:
         for name, summary in profiles.list_profiles().items():
             print(f"{name:24s} {summary}")
         return 0
-    changes = profiles.apply_profile(args.name, args.params)
+    changes = profiles.apply_profile(args.name, validate_params, args.params)
     show = lambda v: json.dumps(v, default=str)  # noqa: E731  (ruamel maps print as plain JSON)
     for key, old, new in changes:
         print(f"  {key}: {show(old)} -> {show(new)}")
@@ -106,7 +106,7 @@ def load_stage_config(name: str, params_path: str, overrides: list[str]):
     return validate_section(stage_module(name).Config, name, params[name])
 
 
-def validate_all(params_path: str, overrides: list[str]) -> None:
+def validate_params(params_path: str, overrides: list[str] | tuple[str, ...] = ()) -> None:
     """Validate every stage's section; raise one ConfigError that lists the problems of all of them."""
     problems = []
     for name in STAGES:
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "profile":
             return run_profile(args)
         if args.command == "validate":
-            validate_all(args.params, args.overrides)
+            validate_params(args.params, args.overrides)
             print(f"{args.params}: all sections valid")
             return 0
         cfg = load_stage_config(args.command, args.params, args.overrides)

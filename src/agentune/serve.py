@@ -2,7 +2,7 @@
 
     python -m agentune.serve --model models/merged --port 8000     # binds 127.0.0.1 by default
 
-Requests with `tools` are rendered with the ReAct system prompt (`protocol.render_system`), earlier
+Requests with `tools` are rendered with the ReAct system prompt (`react.render_system`), earlier
 `tool_calls` / `tool` messages become protocol turns (`Action:` / `Response:`), the prompt is built as
 training built it, and a reply that parses as a call comes back as `tool_calls` (finish_reason
 "tool_calls"); anything else as `content`. Greedy decoding; one request at a time.
@@ -20,20 +20,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from agentune import protocol
+from agentune.core.artifacts import recorded_template
+from agentune.protocol import react
 
 log = logging.getLogger(__name__)
 
 
 def detect_template(model_dir: Path) -> str:
-    """The chat template name recorded in the model's provenance (base or merged), default chatml."""
-    for name in ("agentune_base.json", "agentune_merged.json", "agentune_adapter.json"):
-        path = model_dir / name
-        if path.is_file():
-            info = json.loads(path.read_text(encoding="utf-8"))
-            if info.get("template"):
-                return info["template"]
-    return "chatml"
+    """The chat template name recorded in the model's provenance (base, merged or adapter), default chatml."""
+    return recorded_template(model_dir) or "chatml"
 
 
 def to_protocol_messages(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> list[dict]:
@@ -41,7 +36,7 @@ def to_protocol_messages(messages: list[dict[str, Any]], tools: list[dict[str, A
     out: list[dict[str, str]] = []
     extra_system = [m.get("content") or "" for m in messages if m.get("role") == "system"]
     if tools:
-        system = protocol.render_system(tools)
+        system = react.render_system(tools)
         if any(extra_system):
             system += "\n" + "\n".join(s for s in extra_system if s)
         out.append({"role": "system", "content": system})
@@ -60,11 +55,11 @@ def to_protocol_messages(messages: list[dict[str, Any]], tools: list[dict[str, A
             out.append(
                 {
                     "role": "assistant",
-                    "content": protocol.format_call(content.strip(), fn.get("name", ""), args),
+                    "content": react.format_call(content.strip(), fn.get("name", ""), args),
                 }
             )
         elif role == "tool":
-            out.append({"role": "user", "content": protocol.format_response(content)})
+            out.append({"role": "user", "content": react.format_response(content)})
         elif role in ("user", "assistant"):
             out.append({"role": role, "content": content})
     return out
@@ -72,7 +67,7 @@ def to_protocol_messages(messages: list[dict[str, Any]], tools: list[dict[str, A
 
 def completion(text: str, stopped: bool, n_prompt: int, n_gen: int, model: str) -> dict[str, Any]:
     """A chat.completion object; a protocol call becomes a `tool_calls` entry."""
-    parsed = protocol.parse_reply(text)
+    parsed = react.parse_reply(text)
     message: dict[str, Any] = {"role": "assistant", "content": text}
     finish = "stop" if stopped else "length"
     if parsed.kind == "call" and parsed.args is not None:
@@ -144,8 +139,8 @@ def make_server(backend, model_name: str, host: str = "127.0.0.1", port: int = 8
 
 
 def main(argv: list[str] | None = None) -> None:
-    from agentune.chat_templates import get_template
-    from agentune.generation import LocalBackend
+    from agentune.inference.generation import LocalBackend
+    from agentune.protocol.templates import get_template
 
     p = argparse.ArgumentParser(prog="python -m agentune.serve", description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help="model directory (HF format), e.g. models/merged")

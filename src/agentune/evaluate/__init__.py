@@ -1,0 +1,237 @@
+"""Stage evaluate: function-calling metrics for the base model, every checkpoint adapter and the merged model.
+
+Suites (params `evaluate.suites`): `heldout` (next assistant turn of held-out records), `scenarios` (the
+reference write-up's cases run with real Python tools in a loop) and `bfcl` (BFCL simple_python and
+irrelevance from the pinned bfcl-eval wheel). Greedy decoding on byte-identical prompts, rendered as
+xtuner rendered training samples and stopped on the template's stop tokens. Writes metrics/eval.json,
+metrics/eval_curve.tsv (dvc plots), reports/eval.md + PNG charts + per-sample records, then logs
+everything to MLflow (parent run + one child per model, registry, `champion` alias).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from agentune.core.artifacts import BaseModelRecord, MergedRecord, MlflowRunRecord, list_adapters
+from agentune.core.errors import StageError
+from agentune.evaluate.config import Config
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Config", "run"]
+
+
+@dataclass(frozen=True)
+class ModelUnderTest:
+    """One model evaluated: the base (iteration 0), a checkpoint's adapter, the merged model, or an endpoint."""
+
+    name: str
+    kind: Literal["base", "checkpoint", "merged"]
+    iteration: int
+    dir: Path | None  # adapter or merged folder; None for the base and an endpoint
+
+
+def discover_models(cfg: Config) -> list[ModelUnderTest]:
+    """Models to evaluate in order: base (iteration 0), adapters by iteration, merged."""
+    models = []
+    if "base" in cfg.models:
+        models.append(ModelUnderTest("base", "base", 0, None))
+    last_iter = 0
+    if "checkpoints" in cfg.models:
+        adapters = list_adapters(cfg.adapters)
+        models += [ModelUnderTest(a.name, "checkpoint", a.iteration, a.path) for a in adapters]
+        last_iter = max((a.iteration for a in adapters), default=0)
+    if "merged" in cfg.models and cfg.merged.is_dir():
+        record = MergedRecord.read_if_present(cfg.merged)
+        it = record.iteration if record is not None and record.iteration else last_iter
+        models.append(ModelUnderTest("merged", "merged", it, cfg.merged))
+    return models
+
+
+def load_suites(cfg: Config):
+    """Single-turn samples (heldout, bfcl) and the scenarios, as selected in params."""
+    from agentune.evaluate import suites as eval_suites
+    from agentune.evaluate.bfcl import fetch_wheel
+
+    samples = []
+    if "heldout" in cfg.suites:
+        samples += eval_suites.load_heldout(cfg.heldout, cfg.heldout_n)
+    if "bfcl" in cfg.suites:
+        wheel = fetch_wheel(cfg.bfcl.version, cfg.bfcl.sha256, cfg.bfcl.cache_dir)
+        samples += eval_suites.load_bfcl(
+            wheel, {"simple_python": cfg.bfcl.simple_python_n, "irrelevance": cfg.bfcl.irrelevance_n}
+        )
+    scenarios = eval_suites.reference_scenarios() if "scenarios" in cfg.suites else []
+    return samples, scenarios
+
+
+def evaluate_model(backend, samples, scenarios, cfg: Config) -> tuple[dict, list[dict], float, int]:
+    """Run every suite on the backend's current model: (suite aggregates, records, seconds, tokens)."""
+    from agentune.evaluate import suites as eval_suites
+    from agentune.evaluate.scoring import aggregate
+
+    t0 = time.perf_counter()
+    records = eval_suites.run_single(backend, samples) if samples else []
+    cases = []
+    if scenarios:
+        steps, cases = eval_suites.run_scenarios(backend, scenarios, cfg.scenario_max_turns)
+        records += steps
+    seconds = time.perf_counter() - t0
+    suites: dict[str, dict] = {}
+    for suite in dict.fromkeys(r["suite"] for r in records):
+        suites[suite] = aggregate([r["verdicts"] for r in records if r["suite"] == suite])
+    if cases:
+        suites["scenarios"]["e2e_success"] = round(sum(c["e2e_success"] for c in cases) / len(cases), 4)
+        suites["scenarios"]["e2e_success_n"] = len(cases)
+        for c in cases:
+            records.append({**c, "step": -1, "output": "", "stopped": True, "n_tokens": 0,
+                            "parsed": {"kind": "case", "action": None, "args": None}, "expected": {},
+                            "verdicts": {"e2e_success": c["e2e_success"]}})  # fmt: skip
+    tokens = sum(r["n_tokens"] for r in records)
+    return suites, records, seconds, tokens
+
+
+def make_backend(cfg: Config, base_path: Path, template):
+    from agentune.inference import generation
+
+    if cfg.backend == "endpoint":
+        e = cfg.endpoint
+        return generation.EndpointBackend(
+            e.base_url, e.model, e.api_key_env, e.tool_mode, cfg.max_new_tokens, e.timeout_s
+        )
+    return generation.LocalBackend(
+        base_path, template, cfg.local.batch_size, cfg.max_new_tokens, cfg.local.device, cfg.local.dtype
+    )
+
+
+def suites_for(m: ModelUnderTest, cfg: Config, samples: list, scenarios: list) -> tuple[list, list]:
+    """The prompts a model runs: everything, or `checkpoint_suites` for intermediate checkpoints."""
+    if m.kind != "checkpoint":
+        return samples, scenarios
+    keep = set(cfg.checkpoint_suites)
+    return [s for s in samples if s.suite.split("_", 1)[0] in keep], scenarios if "scenarios" in keep else []
+
+
+def evaluate_models(cfg: Config, models: list[ModelUnderTest], samples, scenarios, template, base_path: Path):
+    """Evaluate each model in order (base, adapters switched on one loaded base, merged loaded apart)."""
+    import gc
+
+    from agentune.inference import generation
+
+    results, per_sample, backend = {}, {}, None
+    for m in models:
+        if m.kind == "merged" and cfg.backend == "local":
+            backend = None
+            gc.collect()
+            backend = generation.LocalBackend(m.dir, template, cfg.local.batch_size, cfg.max_new_tokens,
+                                              cfg.local.device, cfg.local.dtype)  # fmt: skip
+        else:
+            backend = backend or make_backend(cfg, base_path, template)
+            backend.use_adapter(m.name if m.kind == "checkpoint" else None, m.dir)
+        suites, records, seconds, tokens = evaluate_model(
+            backend, *suites_for(m, cfg, samples, scenarios), cfg
+        )
+        gen_recs = [r for r in records if r["step"] >= 0]
+        results[m.name] = {
+            "iteration": m.iteration, "kind": m.kind, "suites": suites, "seconds": round(seconds, 2),
+            "tokens_per_s": round(tokens / seconds, 2) if seconds else 0.0,
+            "mean_gen_tokens": round(tokens / len(gen_recs), 2) if gen_recs else 0.0,
+        }  # fmt: skip
+        per_sample[m.name] = records
+        log.info("%s: %.1fs, %s", m.name, seconds, {s: a.get("format_valid") for s, a in suites.items()})
+    return results, per_sample
+
+
+def check_budget(cfg: Config, samples: list, tokenizer_dir: Path) -> None:
+    """Warn, naming the samples, when a right reply would not fit in `max_new_tokens`.
+
+    Checked on every held-out reference turn (the training data's distribution, not only the
+    `heldout_n` evaluated) and on BFCL's ground-truth calls.
+    """
+    from transformers import AutoTokenizer
+
+    from agentune.evaluate import suites as eval_suites
+
+    if cfg.backend != "local" or not samples:
+        return
+    pool = [s for s in samples if s.suite != "heldout"]
+    if "heldout" in cfg.suites:
+        pool += eval_suites.load_heldout(cfg.heldout, n=10**9)  # every reference turn
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    over = eval_suites.over_budget(pool, lambda t: len(tok(t, add_special_tokens=False)["input_ids"]),
+                                   cfg.max_new_tokens)  # fmt: skip
+    if over:
+        shown = ", ".join(f"{sid} ({n})" for sid, n in over[:5])
+        log.warning(
+            "%d reference replies need more than evaluate.max_new_tokens=%d tokens: %s%s. These samples "
+            "cannot count as stopped even when answered right; raise it with -S evaluate.max_new_tokens=%d",
+            len(over), cfg.max_new_tokens, shown, " ..." if len(over) > 5 else "", over[0][1],
+        )  # fmt: skip
+
+
+def log_to_mlflow(cfg: Config, results, per_sample, dirs: dict, artifacts: list[Path]) -> None:
+    """Send everything to MLflow; an unreachable server warns (or fails if required), outputs stay."""
+    from agentune.core.config import read_params
+    from agentune.evaluate import tracking
+
+    params_doc = read_params() if Path("params.yaml").is_file() else {}
+    params_doc = {**params_doc, "evaluate": cfg.model_dump(mode="json")}
+    try:
+        info = tracking.log_evaluation(cfg.mlflow, results, per_sample, dirs, artifacts, params_doc)
+    except tracking.TrackingUnavailable as exc:
+        msg = f"{exc}\n{cfg.metrics_out} and {cfg.report_dir}/eval.md are written and intact; nothing was sent to MLflow."
+        MlflowRunRecord(status="unreachable", error=str(exc)).write(cfg.report_dir)
+        if cfg.mlflow.required:
+            raise StageError(msg + " (evaluate.mlflow.required is true)") from None
+        log.warning("%s Set evaluate.mlflow.required=true to fail instead.", msg)
+        return
+    MlflowRunRecord(**info, status="logged").write(cfg.report_dir)
+    log.info("MLflow: parent run %s at %s (%s)", info["parent_run_id"], info["tracking_uri"], info["run_url"])
+
+
+def run(cfg: Config) -> None:
+    """Evaluate every model on every suite, write metrics and the report, then log to MLflow."""
+    from agentune.evaluate import report as eval_report
+    from agentune.protocol.templates import get_template
+
+    base_record = BaseModelRecord.read(cfg.base_model)
+    template = get_template(base_record.template)
+    base_path = base_record.model_path(cfg.base_model)
+    samples, scenarios = load_suites(cfg)
+    models = (
+        discover_models(cfg) if cfg.backend == "local" else [ModelUnderTest("endpoint", "merged", 0, None)]
+    )
+    if not models:
+        raise StageError(f"nothing to evaluate: evaluate.models={cfg.models} found no model directories")
+    log.info(
+        "evaluating %s on %d prompts + %d scenarios",
+        [m.name for m in models],
+        len(samples),
+        len(scenarios),
+    )
+    check_budget(cfg, samples, base_path)
+    results, per_sample = evaluate_models(cfg, models, samples, scenarios, template, base_path)
+
+    # outputs first: nothing computed is lost whatever happens to MLflow
+    report = cfg.report_dir
+    report.mkdir(parents=True, exist_ok=True)
+    suite_n = {s: a["n"] for s, a in next(iter(results.values()))["suites"].items()}
+    if scenarios:
+        suite_n["scenarios (cases)"] = len(scenarios)
+    meta = {"config": cfg.model_dump(mode="json"), "backend": cfg.backend, "suite_n": suite_n,
+            "max_new_tokens": cfg.max_new_tokens, "headline": cfg.headline}  # fmt: skip
+    eval_report.write_metrics(cfg.metrics_out, results, meta)
+    eval_report.write_curve(cfg.curve_out, results, cfg.headline)
+    eval_report.write_samples(report / "eval_samples.jsonl", per_sample)
+    charts = eval_report.plot_charts(report, results, cfg.headline)
+    print(eval_report.write_report(report / "eval.md", results, per_sample, charts, meta))
+
+    if not cfg.mlflow.enabled:
+        MlflowRunRecord(status="disabled").write(report)
+        return
+    dirs = {m.name: (m.dir or base_path) for m in models}
+    log_to_mlflow(cfg, results, per_sample, dirs, [cfg.metrics_out, report / "eval.md", *charts])

@@ -1,0 +1,337 @@
+"""Evaluation suites: held-out records, the reference scenarios (real tools, multi-turn) and BFCL.
+
+Every suite yields scored per-sample records: `{suite, id, step, output, stopped, n_tokens, parsed,
+expected, verdicts}`. `heldout` and `bfcl` are one prompt per sample; `scenarios` run a loop per case
+(call -> run the Python tool -> `Response:` -> ... -> Final Answer) with a turn limit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentune.core.errors import StageError
+from agentune.evaluate.bfcl import load_category, pick
+from agentune.evaluate.scoring import Expected, score_sample
+from agentune.protocol import react
+
+
+@dataclass
+class Sample:
+    suite: str
+    id: str
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] | None
+    expected: Expected
+    reference: str | None = None  # a right reply (heldout: the reference turn), for the budget check
+
+
+def record(sample_id: str, suite: str, step: int, gen, exp: Expected, extra: dict | None = None) -> dict:
+    """Parse and score one generation into a per-sample record."""
+    parsed = react.parse_reply(gen.text)
+    return {
+        "suite": suite,
+        "id": sample_id,
+        "step": step,
+        "output": gen.text,
+        "stopped": gen.stopped,
+        "n_tokens": gen.n_tokens,
+        "parsed": {
+            "kind": parsed.kind,
+            "action": parsed.action,
+            "args": parsed.args,
+            "hallucinated": parsed.hallucinated,
+            "problems": parsed.problems,
+        },  # fmt: skip
+        "expected": {"name": exp.name, "args": exp.args, "irrelevant": exp.irrelevant},
+        "verdicts": score_sample(parsed, exp, gen.stopped),
+        **(extra or {}),
+    }
+
+
+# ---- heldout ------------------------------------------------------------------------------------
+
+
+def load_heldout(path: str | Path, n: int) -> list[Sample]:
+    """One sample per assistant turn of the held-out records (evenly spread selection of `n`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise StageError(f"{path}: held-out file missing; run `agentune convert` first")
+    samples: list[Sample] = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            conv = rec["conversation"]
+            rid = str(rec["id"])
+            if not isinstance(conv, list) or not all(isinstance(m, dict) and "role" in m for m in conv):
+                raise ValueError("conversation must be a list of {role, content} messages")
+            for m in conv:
+                if m["role"] not in ("system", "user", "assistant") or not isinstance(m.get("content"), str):
+                    raise ValueError(f"bad message {str(m)[:80]}")
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise StageError(
+                f"{path}:{lineno}: not a held-out record {{id, conversation: [{{role, content}}]}}: {exc}"
+            ) from None
+        system = next((m["content"] for m in conv if m["role"] == "system"), "")
+        tools = react.tools_from_system(system)
+        specs = {t["name"]: t for t in tools or []}
+        first = True
+        for k, msg in enumerate(conv):
+            if msg["role"] != "assistant":
+                continue
+            ref = react.parse_reply(msg["content"])
+            if ref.kind == "call" and ref.args is not None:
+                exp = Expected.call(ref.action, ref.args, specs.get(ref.action))
+            elif ref.kind == "final":
+                exp = Expected(name=None, irrelevant=first and bool(tools))
+            else:
+                first = False
+                continue  # a reference turn outside the protocol cannot be scored
+            history = [{"role": m["role"], "content": m["content"]} for m in conv[:k]]
+            samples.append(Sample("heldout", f"{rid}#{k}", history, tools, exp, msg["content"]))
+            first = False
+    return pick(samples, n)
+
+
+# ---- BFCL ---------------------------------------------------------------------------------------
+
+
+def load_bfcl(wheel: Path, categories: dict[str, int]) -> list[Sample]:
+    """BFCL questions rendered into the protocol; simple_* expect the ground-truth call."""
+    samples = []
+    for category, n in categories.items():
+        if n <= 0:
+            continue
+        for q in load_category(wheel, category, n):
+            tools = q["tools"]
+            msgs = [m for m in q["messages"] if m["role"] != "system"]
+            sys_extra = "\n".join(m["content"] for m in q["messages"] if m["role"] == "system")
+            system = react.render_system(tools) + (f"\n{sys_extra}" if sys_extra else "")
+            messages = [{"role": "system", "content": system}, *msgs]
+            if q["ground_truth"]:
+                name, args = next(iter(q["ground_truth"][0].items()))
+                spec = next((t for t in tools if t["name"] == name), None)
+                exp = Expected(name=name, args=args, spec=spec)
+                # the shortest right reply: an empty Thought and each argument's first allowed value
+                first = {k: [v for v in vals if v != ""] for k, vals in args.items()}
+                first = {k: vals[0] for k, vals in first.items() if vals}
+                ref = react.format_call("", name, first)
+            else:
+                exp, ref = Expected(name=None, irrelevant=True), None
+            samples.append(Sample(f"bfcl_{category}", q["id"], messages, tools, exp, ref))
+    return samples
+
+
+def over_budget(samples: list[Sample], count_tokens, max_new_tokens: int) -> list[tuple[str, int]]:
+    """`(sample id, tokens)` of the samples whose reference reply (+ its stop token) exceeds the budget.
+
+    A model cannot stop on such a sample even with the right answer, so `stopped` would measure
+    `max_new_tokens`, not the model.
+    """
+    sizes = ((s.id, count_tokens(s.reference) + 1) for s in samples if s.reference)
+    return sorted(((sid, n) for sid, n in sizes if n > max_new_tokens), key=lambda x: -x[1])
+
+
+def run_single(backend, samples: list[Sample]) -> list[dict]:
+    """Generate one reply per sample (batched by the backend) and score it."""
+    gens = backend.generate([(s.messages, s.tools) for s in samples])
+    return [record(s.id, s.suite, 0, g, s.expected) for s, g in zip(samples, gens, strict=True)]
+
+
+# ---- scenarios ----------------------------------------------------------------------------------
+
+
+def scenario_tools() -> dict[str, tuple[dict[str, Any], Any]]:
+    """The scenario tools (spec, callable) from the sample tool catalogue."""
+    from agentune.protocol.tools import REGISTRY
+
+    names = (
+        "get_flight_number",
+        "get_ticket_price",
+        "calculator",
+        "ArxivSearch.get_arxiv_article_information",
+    )
+    return {n: REGISTRY[n] for n in names}
+
+
+@dataclass
+class Scenario:
+    """A conversation of user turns; each expects calls in order, then a final answer containing text."""
+
+    id: str
+    tools: list[str]
+    turns: list[tuple[str, list[tuple[str, dict[str, Any]]], str]]  # (user text, expected calls, answer)
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def reference_scenarios() -> list[Scenario]:
+    """The write-up's three cases (fixed questions) plus one new phrasing/values of each."""
+    tools = scenario_tools()
+    flight, price = tools["get_flight_number"][1], tools["get_ticket_price"][1]
+    out = []
+    for sid, (dep, dst, day), (q1, q2) in (
+        ("flight_beijing_shanghai", ("Beijing", "Shanghai", "2024-07-01"),
+         ("Please find the flight number from {dep} to {dst} on {day}.", "How much is a ticket for that flight?")),
+        ("flight_guangzhou_chengdu", ("Guangzhou", "Chengdu", "2024-09-15"),
+         ("I need to fly from {dep} to {dst} on {day}. Which flight number is that?", "What does a ticket on it cost?")),
+    ):  # fmt: skip
+        fn = flight(dep, dst, day)
+        cost = price(fn, day)
+        out.append(
+            Scenario(
+                sid,
+                ["get_flight_number", "get_ticket_price"],
+                [
+                    (
+                        q1.format(dep=dep, dst=dst, day=day),
+                        [("get_flight_number", {"departure": dep, "destination": dst, "date": day})],
+                        fn,
+                    ),
+                    (q2, [("get_ticket_price", {"flight_number": fn, "date": day})], str(cost)),
+                ],
+            )  # fmt: skip
+        )
+    # (44232 + 13312 / (232 - 32)) * 5 = 221492.8 (the write-up quotes 221490, a rounded figure)
+    for sid, question, steps in (
+        ("calculator_reference", "Calculate (44232 + 13312 / (232 - 32)) * 5.",
+         [(232, 32, "-"), (13312, 200, "/"), (44232, 66.56, "+"), (44298.56, 5, "*")]),
+        ("calculator_new", "What is (1750 - 250) / 6 + 18?", [(1750, 250, "-"), (1500, 6, "/"), (250, 18, "+")]),
+    ):  # fmt: skip
+        calls = [("calculator", {"a": a, "b": b, "operator": op}) for a, b, op in steps]
+        answer = tools["calculator"][1](*steps[-1])
+        out.append(Scenario(sid, ["calculator"], [(question, calls, _number(answer))]))
+    arxiv = "ArxivSearch.get_arxiv_article_information"
+    out.append(
+        Scenario(
+            "arxiv_internlm2",
+            [arxiv],
+            [
+                (
+                    "Please help me search the InternLM2 Technical Report.",
+                    [(arxiv, {"query": "InternLM2 Technical Report"})],
+                    "InternLM2",
+                )
+            ],
+        )  # fmt: skip
+    )
+    out.append(
+        Scenario(
+            "arxiv_lora",
+            [arxiv],
+            [
+                (
+                    "Look up the arXiv paper 'LoRA: Low-Rank Adaptation of Large Language Models' for me.",
+                    [(arxiv, {"query": "LoRA: Low-Rank Adaptation of Large Language Models"})],
+                    "2106.09685",
+                )
+            ],
+        )  # fmt: skip
+    )
+    return out
+
+
+@dataclass
+class _State:
+    sc: Scenario
+    messages: list[dict[str, Any]]
+    turn: int = 0
+    call_idx: int = 0
+    steps: int = 0
+    ok: bool = True
+    done: bool = False
+    records: list[dict] = field(default_factory=list)
+
+
+def _answer_found(answer: str, text: str) -> bool:
+    """The expected answer in the final text: numbers by value (to 1e-6), other text case-insensitively."""
+    try:
+        want = float(answer)
+    except ValueError:
+        return answer.lower() in text.lower()
+    nums = re.findall(r"-?\d[\d,]*\.?\d*(?:[eE]-?\d+)?", text)
+    for n in nums:
+        try:
+            if math.isclose(float(n.replace(",", "")), want, rel_tol=1e-6, abs_tol=1e-6):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def run_tool(fn, args: dict[str, Any]) -> tuple[Any, str | None]:
+    """Run a scenario tool; an exception is the step's failure, returned as text, never raised."""
+    try:
+        return fn(**args), None
+    except Exception as exc:  # a tool raising is a failed step, not a crash
+        return f"Error: {type(exc).__name__}: {exc}", f"{type(exc).__name__}: {exc}"
+
+
+def run_scenarios(backend, scenarios: list[Scenario], max_turns: int) -> tuple[list[dict], list[dict]]:
+    """Run every scenario's loop (batched across scenarios); return per-step records and per-case results."""
+    catalogue = scenario_tools()
+    states = []
+    for sc in scenarios:
+        specs = [catalogue[n][0] for n in sc.tools]
+        msgs = [{"role": "system", "content": react.render_system(specs)},
+                {"role": "user", "content": sc.turns[0][0]}]  # fmt: skip
+        states.append(_State(sc, msgs))
+    while active := [s for s in states if not s.done]:
+        gens = backend.generate([(s.messages, [catalogue[n][0] for n in s.sc.tools]) for s in active])
+        for st, gen in zip(active, gens, strict=True):
+            _advance(st, gen, catalogue, max_turns)
+    records = [r for s in states for r in s.records]
+    cases = [
+        {"suite": "scenarios", "id": s.sc.id, "e2e_success": float(s.ok), "steps": s.steps} for s in states
+    ]
+    return records, cases
+
+
+def _advance(st: _State, gen, catalogue, max_turns: int) -> None:
+    user_text, calls, answer = st.sc.turns[st.turn]
+    if st.call_idx < len(calls):
+        name, args = calls[st.call_idx]
+        exp = Expected.call(name, args, catalogue[name][0])
+    else:
+        exp = Expected(name=None)
+    rec = record(st.sc.id, "scenarios", st.steps, gen, exp, {"turn": st.turn})
+    st.records.append(rec)
+    st.steps += 1
+    parsed = react.parse_reply(gen.text)
+    if parsed.kind == "call" and parsed.args is not None and parsed.action in st.sc.tools:
+        st.ok = st.ok and rec["verdicts"]["call_em"] == 1.0
+        result, error = run_tool(catalogue[parsed.action][1], parsed.args)
+        if error:
+            rec["tool_error"] = error
+            st.ok = False
+        st.call_idx += 1
+        st.messages += [
+            {
+                "role": "assistant",
+                "content": react.format_call(parsed.thought or "", parsed.action, parsed.args),
+            },
+            {"role": "user", "content": react.format_response(result)},
+        ]
+    elif parsed.kind == "final":
+        st.ok = st.ok and st.call_idx >= len(calls) and _answer_found(answer, parsed.final_answer or "")
+        st.messages.append({"role": "assistant", "content": gen.text.strip()})
+        st.turn += 1
+        st.call_idx = 0
+        if st.turn < len(st.sc.turns):
+            st.messages.append({"role": "user", "content": st.sc.turns[st.turn][0]})
+        else:
+            st.done = True
+    else:  # invalid reply, unknown tool or unparseable arguments: the case fails here
+        st.ok = False
+        st.done = True
+    if st.steps >= max_turns and not st.done:
+        st.ok = False
+        st.done = True
