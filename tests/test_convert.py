@@ -313,3 +313,38 @@ def test_token_counts_match_the_tokenizers_own_chat_template(tiny_base):
     stats = convert.token_lengths(tiny_base, samples)
     assert stats["method"] == "chat template"
     assert (stats["n"], stats["max"], stats["p50"]) == (5, expected[-1], expected[2])
+
+
+def test_tool_result_convention_is_read_from_the_data_and_mixed_records_are_named(
+    tmp_path, monkeypatch, caplog
+):
+    """Data that sends tool results as lagent does (a system turn `Response:...`) is recorded so; a record
+    mixing conventions is reported with file:line; a conversation without the protocol counts as chat."""
+
+    def lagent_style(i: int) -> dict:
+        rec = good_record(i)
+        rec["conversation"][3] = {"role": "system", "content": "Response:" + str(7 + 3 * i), "loss": False}
+        return rec
+
+    mixed = good_record(50)
+    mixed["id"] = "mixed"
+    mixed["conversation"][4:4] = [
+        {"role": "assistant", "content": mixed["conversation"][2]["content"], "loss": True},
+        {"role": "system", "content": "Response:7", "loss": False},
+    ]
+    chat = {"id": "chat-1", "conversation": [{"role": "system", "content": "You are helpful."},
+                                              {"role": "user", "content": "Hi"},
+                                              {"role": "assistant", "content": "Hello!"}]}  # fmt: skip
+    lines = [json.dumps(lagent_style(i)) for i in range(5)] + [json.dumps(mixed), json.dumps(chat)]
+    write_raw(tmp_path, {"a.jsonl": lines})
+    assert run_convert(tmp_path, monkeypatch) == 0
+    metrics = json.loads((tmp_path / "out/metrics/data.json").read_text())
+    assert metrics["tool_result"] == {"role": "system", "prefix": "Response:"}
+    assert metrics["conversations"] == {"tool_protocol": 6, "chat": 1}
+    assert metrics["mixed_tool_result_records"] == 1
+    assert metrics["mixed_tool_result_examples"] == [
+        f"{Path('raw') / 'a.jsonl'}:6: record 'mixed': user 'Response: ', system 'Response:'"
+    ]
+    assert "raw/a.jsonl:6: record 'mixed' sends tool results in more than one way" in caplog.text
+    record = json.loads((tmp_path / "out/converted" / ConvertRecord.FILE).read_text())
+    assert record["tool_result"] == metrics["tool_result"]  # travels with the dataset to train and export

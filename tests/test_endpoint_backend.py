@@ -34,7 +34,7 @@ def samples() -> list[Sample]:
     out = []
     for i in range(3):
         conv = tool_conversation(i)["conversation"]
-        tools = [json.loads(conv[0]["content"].splitlines()[2])]
+        tools = react.tools_from_system(conv[0]["content"])
         out.append(Sample("heldout", f"r{i}", conv[:2], tools, Expected.call("calculator", {"a": 3 + i})))
     return out
 
@@ -59,7 +59,7 @@ def test_endpoint_suites_match_local_generation(served, mode, monkeypatch):
 def test_server_speaks_openai_tool_calls(served):
     """A protocol call comes back as tool_calls; tool_calls/tool history turns round-trip to the protocol."""
     url, _ = served
-    calc = json.loads(tool_conversation(0)["conversation"][0]["content"].splitlines()[2])
+    calc = react.tools_from_system(tool_conversation(0)["conversation"][0]["content"])[0]
     resp = httpx.post(f"{url}/chat/completions", json={"model": "tiny", "max_tokens": 8, "messages": [
         {"role": "user", "content": "What is 3 + 4?"}], "tools": [{"type": "function", "function": calc}]})  # fmt: skip
     body = resp.json()
@@ -91,3 +91,13 @@ def test_endpoint_down_is_a_clear_error():
     backend = EndpointBackend("http://127.0.0.1:9/v1", "x", api_key_env=None, timeout_s=2)
     with pytest.raises(StageError, match="127.0.0.1:9.*server running"):
         backend.generate([([{"role": "user", "content": "hi"}], None)])
+
+
+def test_server_answers_400_naming_a_tool_that_cannot_be_mapped(served):
+    url, _ = served
+    bad = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "array"}}}
+    resp = httpx.post(f"{url}/chat/completions", json={"model": "tiny", "messages": [
+        {"role": "user", "content": "hi"}], "tools": [bad]})  # fmt: skip
+    assert resp.status_code == 400
+    assert "tool 'lookup': 'parameters' must be an object schema" in resp.json()["error"]["message"]
+    assert httpx.get(f"{url}/models").status_code == 200  # the server keeps answering

@@ -214,3 +214,16 @@ def test_unreachable_mlflow_keeps_metrics(workspace, tiny_base, monkeypatch, tmp
     with pytest.raises(StageError, match=rf"{uri}.*unreachable(.|\n)*m/eval.json .*intact"):
         evaluate.run(stage_config(workspace, tiny_base, **over))
     assert (tmp_path / "m/eval.json").is_file()
+
+
+def test_parse_agrees_with_lagent_on_every_stored_output(evaluated):
+    """lagent's own `ReActProtocol.parse` (from the pinned wheel) reads every output of the tiny model's
+    evaluation as our parser does."""
+    from lagent_wheel import assert_parse_agrees
+
+    outputs = [
+        json.loads(x)["output"] for x in (evaluated / "reports/eval_samples.jsonl").read_text().splitlines()
+    ]
+    assert len(outputs) > 50
+    for text in outputs:
+        assert_parse_agrees(text)

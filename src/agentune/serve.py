@@ -2,10 +2,12 @@
 
     python -m agentune.serve --model models/merged --port 8000     # binds 127.0.0.1 by default
 
-Requests with `tools` are rendered with the ReAct system prompt (`react.render_system`), earlier
-`tool_calls` / `tool` messages become protocol turns (`Action:` / `Response:`), the prompt is built as
-training built it, and a reply that parses as a call comes back as `tool_calls` (finish_reason
-"tool_calls"); anything else as `content`. Greedy decoding; one request at a time.
+Requests with `tools` are rendered with lagent's ReAct system prompt (`react.render_system`), earlier
+`tool_calls` become `Action:` turns and `tool` messages become tool-result turns in the convention the
+model's training data used (recorded in its provenance), the prompt is built as training built it,
+and a reply that parses as a call comes back as `tool_calls` (finish_reason "tool_calls"); anything
+else as `content`. A tool spec that cannot be written in the protocol is a 400 naming the tool.
+Greedy decoding; one request at a time.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from agentune.core.artifacts import recorded_template
+from agentune.core.artifacts import recorded_template, recorded_tool_result
 from agentune.protocol import react
 
 log = logging.getLogger(__name__)
@@ -31,8 +33,13 @@ def detect_template(model_dir: Path) -> str:
     return recorded_template(model_dir) or "chatml"
 
 
-def to_protocol_messages(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> list[dict]:
-    """OpenAI messages (+ tools) -> protocol messages (system/user/assistant text only)."""
+def to_protocol_messages(
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None,
+    style: react.ToolResultStyle = react.DEFAULT_TOOL_RESULT,
+) -> list[dict]:
+    """OpenAI messages (+ tools) -> protocol messages (system/user/assistant text only); `tool` results
+    become turns in `style`, the way the model's training data sent them."""
     out: list[dict[str, str]] = []
     extra_system = [m.get("content") or "" for m in messages if m.get("role") == "system"]
     if tools:
@@ -59,7 +66,7 @@ def to_protocol_messages(messages: list[dict[str, Any]], tools: list[dict[str, A
                 }
             )
         elif role == "tool":
-            out.append({"role": "user", "content": react.format_response(content)})
+            out.append(style.message(content))
         elif role in ("user", "assistant"):
             out.append({"role": role, "content": content})
     return out
@@ -88,7 +95,13 @@ def completion(text: str, stopped: bool, n_prompt: int, n_gen: int, model: str) 
     }
 
 
-def make_server(backend, model_name: str, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
+def make_server(
+    backend,
+    model_name: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    style: react.ToolResultStyle = react.DEFAULT_TOOL_RESULT,
+) -> ThreadingHTTPServer:
     """An HTTP server answering /v1/chat/completions and /v1/models with `backend` (a LocalBackend)."""
     lock = threading.Lock()
 
@@ -119,8 +132,8 @@ def make_server(backend, model_name: str, host: str = "127.0.0.1", port: int = 8
             try:
                 req = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 tools = [t["function"] if "function" in t else t for t in req.get("tools") or []] or None
-                msgs = to_protocol_messages(req["messages"], tools)
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                msgs = to_protocol_messages(req["messages"], tools, style)
+            except (json.JSONDecodeError, KeyError, TypeError, react.ToolSpecError) as exc:
                 self._send(400, {"error": {"message": f"bad request: {exc}"}})
                 return
             with lock:
@@ -154,7 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     model_dir = Path(args.model)
     backend = LocalBackend(model_dir, get_template(args.template or detect_template(model_dir)), batch_size=1,
                            max_new_tokens=args.max_new_tokens)  # fmt: skip
-    server = make_server(backend, args.name, args.host, args.port)
+    style = react.ToolResultStyle.load(recorded_tool_result(model_dir))
+    server = make_server(backend, args.name, args.host, args.port, style)
     log.info("serving %s on http://%s:%d/v1", model_dir, args.host, args.port)
     try:
         server.serve_forever()

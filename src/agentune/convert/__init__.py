@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from agentune.convert.config import Config
+from agentune.convert.formats import FormatStats
 from agentune.core.artifacts import ConvertRecord, base_model_path
 from agentune.core.errors import StageError
 from agentune.core.io import atomic_dir, atomic_file, write_json
@@ -349,6 +350,7 @@ class _Router:
     def __init__(self, cfg: Config, heldout_fh: BinaryIO, batches: _Batches, rejects_fh: TextIO | None):
         self.cfg, self.heldout_fh, self.batches, self.rejects_fh = cfg, heldout_fh, batches, rejects_fh
         self.stats = Stats()
+        self.formats = FormatStats()
         self.roles = dict.fromkeys((*ROLES, "assistant_trained"), 0)
         self.seen: dict[str, tuple[str, int]] = {}
         self.heldout_hash = hashlib.sha256()
@@ -389,6 +391,7 @@ class _Router:
             self.reject(Reject(name, no, guess_id(head), exc.kind, str(exc), _text(head), size))
             return
         self.seen[rid] = (name, no)
+        self.formats.add(f"{self.cfg.raw_dir / name}:{no}", rid, messages)
         stats.kept[name] += 1
         for m in messages:
             self.roles[m["role"]] += 1
@@ -478,6 +481,7 @@ def run(cfg: Config) -> None:
         stats = router.stats
         stats.roles.update(router.roles)
         metrics = _metrics(stats, files, n_train, tokens, fp, router.heldout_hash.hexdigest())
+        metrics.update(router.formats.summary(cfg.raw_dir))
         ConvertRecord(config=cfg.model_dump(mode="json"), **metrics).write(out)
 
     write_json(cfg.metrics_out, metrics)

@@ -109,6 +109,8 @@ class ConvertRecord(Record):
 
     fingerprint: str
     train: int
+    #: how the data sends tool results back: {role, prefix} (`protocol.react.ToolResultStyle`)
+    tool_result: dict[str, str] | None = None
 
 
 class TrainRecord(Record):
@@ -133,6 +135,11 @@ class TrainRecord(Record):
         """Fingerprint of the converted dataset the run trained on."""
         return self.dataset.get("fingerprint") or None
 
+    @property
+    def tool_result(self) -> dict[str, str] | None:
+        """How the training data sent tool results back (`ToolResultStyle` fields)."""
+        return self.dataset.get("tool_result") or None
+
 
 #: The rendered xtuner config that `train` leaves in models/checkpoints (export reads its LoRA settings).
 XTUNER_CONFIG_FILE = "xtuner_config.py"
@@ -147,6 +154,7 @@ class AdapterRecord(Record):
     checkpoint: str | None = None
     iteration: int
     template: str | None = None
+    tool_result: dict[str, str] | None = None
     checkpoint_sha256: str | None = None
     adapter_sha256: str | None = None
     base_weights_sha256: str | None = None
@@ -171,6 +179,7 @@ class MergedRecord(Record):
     checkpoint: str | None = None
     iteration: int | None = None
     template: str | None = None
+    tool_result: dict[str, str] | None = None
 
 
 class MlflowRunRecord(Record):
@@ -187,6 +196,15 @@ class MlflowRunRecord(Record):
 
 #: Records that name a model's chat template, in the order `serve` looks for one in a model folder.
 TEMPLATE_RECORDS: tuple[type[Record], ...] = (BaseModelRecord, MergedRecord, AdapterRecord)
+
+
+def recorded_tool_result(folder: str | Path) -> dict[str, str] | None:
+    """How the model in `folder` was trained to receive tool results (merged or adapter record), if known."""
+    for kind in (MergedRecord, AdapterRecord):
+        record = kind.read_if_present(folder)
+        if record is not None and record.tool_result:
+            return record.tool_result
+    return None
 
 
 def recorded_template(folder: str | Path) -> str | None:

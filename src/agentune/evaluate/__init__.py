@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from agentune.core.artifacts import BaseModelRecord, MergedRecord, MlflowRunRecord, list_adapters
+from agentune.core.artifacts import (
+    BaseModelRecord,
+    MergedRecord,
+    MlflowRunRecord,
+    list_adapters,
+    recorded_tool_result,
+)
 from agentune.core.errors import StageError
 from agentune.evaluate.config import Config
 
@@ -69,7 +75,7 @@ def load_suites(cfg: Config):
     return samples, scenarios
 
 
-def evaluate_model(backend, samples, scenarios, cfg: Config) -> tuple[dict, list[dict], float, int]:
+def evaluate_model(backend, samples, scenarios, cfg: Config, style) -> tuple[dict, list[dict], float, int]:
     """Run every suite on the backend's current model: (suite aggregates, records, seconds, tokens)."""
     from agentune.evaluate import suites as eval_suites
     from agentune.evaluate.scoring import aggregate
@@ -78,7 +84,7 @@ def evaluate_model(backend, samples, scenarios, cfg: Config) -> tuple[dict, list
     records = eval_suites.run_single(backend, samples) if samples else []
     cases = []
     if scenarios:
-        steps, cases = eval_suites.run_scenarios(backend, scenarios, cfg.scenario_max_turns)
+        steps, cases = eval_suites.run_scenarios(backend, scenarios, cfg.scenario_max_turns, style)
         records += steps
     seconds = time.perf_counter() - t0
     suites: dict[str, dict] = {}
@@ -95,13 +101,13 @@ def evaluate_model(backend, samples, scenarios, cfg: Config) -> tuple[dict, list
     return suites, records, seconds, tokens
 
 
-def make_backend(cfg: Config, base_path: Path, template):
+def make_backend(cfg: Config, base_path: Path, template, style):
     from agentune.inference import generation
 
     if cfg.backend == "endpoint":
         e = cfg.endpoint
         return generation.EndpointBackend(
-            e.base_url, e.model, e.api_key_env, e.tool_mode, cfg.max_new_tokens, e.timeout_s
+            e.base_url, e.model, e.api_key_env, e.tool_mode, cfg.max_new_tokens, e.timeout_s, style
         )
     return generation.LocalBackend(
         base_path, template, cfg.local.batch_size, cfg.max_new_tokens, cfg.local.device, cfg.local.dtype
@@ -116,12 +122,25 @@ def suites_for(m: ModelUnderTest, cfg: Config, samples: list, scenarios: list) -
     return [s for s in samples if s.suite.split("_", 1)[0] in keep], scenarios if "scenarios" in keep else []
 
 
+def tool_result_style(cfg: Config):
+    """How tool results go back to the models: as the fine-tuned model's training data sent them."""
+    from agentune.protocol.react import ToolResultStyle
+
+    for folder in (cfg.merged, *(a.path for a in list_adapters(cfg.adapters))):
+        recorded = recorded_tool_result(folder) if Path(folder).is_dir() else None
+        if recorded:
+            return ToolResultStyle.load(recorded)
+    return ToolResultStyle()
+
+
 def evaluate_models(cfg: Config, models: list[ModelUnderTest], samples, scenarios, template, base_path: Path):
     """Evaluate each model in order (base, adapters switched on one loaded base, merged loaded apart)."""
     import gc
 
     from agentune.inference import generation
 
+    style = tool_result_style(cfg)
+    log.info("tool results go back as %s turns %r", style.role, style.prefix)
     results, per_sample, backend = {}, {}, None
     for m in models:
         if m.kind == "merged" and cfg.backend == "local":
@@ -130,10 +149,10 @@ def evaluate_models(cfg: Config, models: list[ModelUnderTest], samples, scenario
             backend = generation.LocalBackend(m.dir, template, cfg.local.batch_size, cfg.max_new_tokens,
                                               cfg.local.device, cfg.local.dtype)  # fmt: skip
         else:
-            backend = backend or make_backend(cfg, base_path, template)
+            backend = backend or make_backend(cfg, base_path, template, style)
             backend.use_adapter(m.name if m.kind == "checkpoint" else None, m.dir)
         suites, records, seconds, tokens = evaluate_model(
-            backend, *suites_for(m, cfg, samples, scenarios), cfg
+            backend, *suites_for(m, cfg, samples, scenarios), cfg, style
         )
         gen_recs = [r for r in records if r["step"] >= 0]
         results[m.name] = {

@@ -112,7 +112,10 @@ def load_bfcl(wheel: Path, categories: dict[str, int]) -> list[Sample]:
             tools = q["tools"]
             msgs = [m for m in q["messages"] if m["role"] != "system"]
             sys_extra = "\n".join(m["content"] for m in q["messages"] if m["role"] == "system")
-            system = react.render_system(tools) + (f"\n{sys_extra}" if sys_extra else "")
+            try:
+                system = react.render_system(tools) + (f"\n{sys_extra}" if sys_extra else "")
+            except react.ToolSpecError as exc:
+                raise StageError(f"BFCL {category} sample {q['id']}: {exc}") from None
             messages = [{"role": "system", "content": system}, *msgs]
             if q["ground_truth"]:
                 name, args = next(iter(q["ground_truth"][0].items()))
@@ -275,8 +278,15 @@ def run_tool(fn, args: dict[str, Any]) -> tuple[Any, str | None]:
         return f"Error: {type(exc).__name__}: {exc}", f"{type(exc).__name__}: {exc}"
 
 
-def run_scenarios(backend, scenarios: list[Scenario], max_turns: int) -> tuple[list[dict], list[dict]]:
-    """Run every scenario's loop (batched across scenarios); return per-step records and per-case results."""
+def run_scenarios(
+    backend,
+    scenarios: list[Scenario],
+    max_turns: int,
+    style: react.ToolResultStyle = react.DEFAULT_TOOL_RESULT,
+) -> tuple[list[dict], list[dict]]:
+    """Run every scenario's loop (batched across scenarios); return per-step records and per-case results.
+
+    Tool results go back to the model in `style`, the way its training data sent them."""
     catalogue = scenario_tools()
     states = []
     for sc in scenarios:
@@ -287,7 +297,7 @@ def run_scenarios(backend, scenarios: list[Scenario], max_turns: int) -> tuple[l
     while active := [s for s in states if not s.done]:
         gens = backend.generate([(s.messages, [catalogue[n][0] for n in s.sc.tools]) for s in active])
         for st, gen in zip(active, gens, strict=True):
-            _advance(st, gen, catalogue, max_turns)
+            _advance(st, gen, catalogue, max_turns, style)
     records = [r for s in states for r in s.records]
     cases = [
         {"suite": "scenarios", "id": s.sc.id, "e2e_success": float(s.ok), "steps": s.steps} for s in states
@@ -295,7 +305,7 @@ def run_scenarios(backend, scenarios: list[Scenario], max_turns: int) -> tuple[l
     return records, cases
 
 
-def _advance(st: _State, gen, catalogue, max_turns: int) -> None:
+def _advance(st: _State, gen, catalogue, max_turns: int, style: react.ToolResultStyle) -> None:
     user_text, calls, answer = st.sc.turns[st.turn]
     if st.call_idx < len(calls):
         name, args = calls[st.call_idx]
@@ -318,7 +328,7 @@ def _advance(st: _State, gen, catalogue, max_turns: int) -> None:
                 "role": "assistant",
                 "content": react.format_call(parsed.thought or "", parsed.action, parsed.args),
             },
-            {"role": "user", "content": react.format_response(result)},
+            style.message(result),
         ]
     elif parsed.kind == "final":
         st.ok = st.ok and st.call_idx >= len(calls) and _answer_found(answer, parsed.final_answer or "")

@@ -113,6 +113,7 @@ def export_adapters(
                 "adapter_sha256": sha256_tree(target, "*.safetensors"),
                 "base_weights_sha256": train_prov.base_weights_sha256,
                 "dataset_fingerprint": train_prov.dataset_fingerprint,
+                "tool_result": train_prov.tool_result,
                 "lora": {
                     "r": lora_config.r,
                     "lora_alpha": lora_config.lora_alpha,
@@ -220,6 +221,7 @@ def run(cfg: Config) -> None:
                     "base_weights_sha256": base_prov.weights_sha256,
                     "dataset_fingerprint": record.dataset_fingerprint,
                     "template": template.name,
+                    "tool_result": train_prov.tool_result,
                     "dtype": cfg.dtype,
                     "weights_sha256": sha256_tree(merged_tmp, "*.safetensors"),
                     "merge": summary,

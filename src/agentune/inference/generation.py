@@ -200,14 +200,17 @@ def tools_to_openai(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] 
     return [{"type": "function", "function": t} for t in tools] if tools else None
 
 
-def react_to_openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Protocol messages -> OpenAI tools-API messages: calls become `tool_calls`, `Response:` turns
-    after a call become `tool` messages, the ReAct system prompt is dropped (the API carries the tools)."""
+def react_to_openai_messages(
+    messages: list[dict[str, Any]], style: react.ToolResultStyle = react.DEFAULT_TOOL_RESULT
+) -> list[dict[str, Any]]:
+    """Protocol messages -> OpenAI tools-API messages: calls become `tool_calls`, tool results (in
+    `style`) after a call become `tool` messages, the ReAct system prompt is dropped (the API carries
+    the tools)."""
     out: list[dict[str, Any]] = []
     pending: str | None = None
     for k, msg in enumerate(messages):
         role, content = msg["role"], msg["content"]
-        if role == "system" and content.startswith(react.SYSTEM_TEMPLATE.split("\n", 1)[0]):
+        if role == "system" and react.tools_from_system(content) is not None:
             continue
         if role == "assistant":
             parsed = react.parse_reply(content)
@@ -222,14 +225,9 @@ def react_to_openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, A
                     }
                 )
                 continue
-        if role == "user" and pending and content.startswith(react.RESPONSE):
-            out.append(
-                {
-                    "role": "tool",
-                    "tool_call_id": pending,
-                    "content": content[len(react.RESPONSE) :].strip(),
-                }
-            )
+        result = style.result_of(msg) if pending else None
+        if result is not None:
+            out.append({"role": "tool", "tool_call_id": pending, "content": result})
             pending = None
             continue
         pending = None
@@ -262,8 +260,10 @@ class EndpointBackend:
         tool_mode: str = "native",
         max_new_tokens: int = 128,
         timeout_s: float = 120.0,
+        tool_result: react.ToolResultStyle = react.DEFAULT_TOOL_RESULT,
     ):
         self.url = base_url.rstrip("/") + "/chat/completions"
+        self.tool_result = tool_result  # how the prompts carry tool results (native mode maps them back)
         self.model = model
         self.tool_mode = tool_mode
         self.max_new_tokens = max_new_tokens
@@ -284,7 +284,7 @@ class EndpointBackend:
             "max_tokens": self.max_new_tokens,
         }
         if self.tool_mode == "native" and tools:
-            body["messages"] = react_to_openai_messages(messages)
+            body["messages"] = react_to_openai_messages(messages, self.tool_result)
             body["tools"] = tools_to_openai(tools)
         else:
             body["messages"] = [{"role": m["role"], "content": m["content"]} for m in messages]

@@ -504,12 +504,17 @@ REGISTRY: dict[str, tuple[dict[str, Any], ToolFn]] = {
             calculator,
         ),
         (
-            _spec(
-                "ArxivSearch.get_arxiv_article_information",
-                "Search arXiv and return article information.",
-                {"query": _p(_STR, "the search query")},
-                ["query"],
-            ),
+            {  # lagent 0.2.4's ArxivSearch toolkit API, described as lagent describes it
+                **_spec(
+                    "ArxivSearch.get_arxiv_article_information",
+                    "Run Arxiv search and get the article meta information.",
+                    {"query": _p(_STR, "the content of search query")},
+                    ["query"],
+                ),
+                "return_data": [
+                    {"name": "content", "description": "a list of 3 arxiv search papers", "type": "STRING"}
+                ],
+            },
             arxiv_search,
         ),
         (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from agentune.core.config import StrictModel
 
@@ -52,6 +52,18 @@ class EvalParams(StrictModel):
     tools: list[dict] = []  # tools (JSON-schema style): system = react.render_system(tools)
     inputs: list[str] = []
 
+    @field_validator("tools")
+    @classmethod
+    def _tools(cls, tools: list[dict]) -> list[dict]:
+        from agentune.protocol import react
+
+        for tool in tools:
+            try:
+                react.lagent_tool(tool)
+            except react.ToolSpecError as exc:
+                raise ValueError(str(exc)) from None
+        return tools
+
     def system_prompt(self) -> str:
         """The system prompt the hook sends: the ReAct prompt for `tools`, else `system`."""
         from agentune.protocol import react
@@ -72,7 +84,7 @@ class Config(StrictModel):
     activation_checkpointing: bool = False
     trust_remote_code: bool = False
 
-    max_length: int = Field(1280, ge=16)
+    max_length: int = Field(1536, ge=16)
     pack_to_max_length: bool = False
     shuffle_before_pack: bool = True
     map_num_proc: int = Field(2, ge=1)

@@ -25,6 +25,7 @@ def check_inputs(cfg: Config) -> dict:
     except ValueError as exc:
         raise StageError(f"{BaseModelRecord.file(cfg.base_model)}: {exc}") from None
     n_rows = check_dataset(cfg.dataset)
+    convert_record = ConvertRecord.read_if_present(cfg.dataset)
     return {
         "base_model": {
             "dir": str(cfg.base_model),
@@ -38,6 +39,7 @@ def check_inputs(cfg: Config) -> dict:
             "path": str(cfg.dataset),
             "rows": n_rows,
             "fingerprint": dataset_fingerprint(cfg.dataset),
+            "tool_result": convert_record.tool_result if convert_record else None,
         },
     }
 
