@@ -21,10 +21,17 @@ from agentune.train import inputs, launcher
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Small enough for 2 CPU cores: the tiny model, packed 1024-token samples (one tiny record is ~900
-# byte-level tokens, so shorter samples would keep no trained token).
+# Small enough for 2 CPU cores: the tiny model, packed 2048-token samples (one tiny record is ~1,200
+# byte-level tokens in lagent's prompt, so shorter samples would keep no trained token); fp32, whatever
+# the CPU (the bf16 path has its own test).
 TINY = dict(
-    max_length=1024, pack_to_max_length=True, lr=0.01, warmup_ratio=0.0, log_interval=1, map_num_proc=1
+    max_length=2048,
+    pack_to_max_length=True,
+    lr=0.01,
+    warmup_ratio=0.0,
+    log_interval=1,
+    map_num_proc=1,
+    amp="none",
 )
 
 
@@ -239,6 +246,9 @@ def test_real_profile_renders_reference_config(tmp_path):
         dataset=Path("/data/converted"),
         xtuner_template="llama3_chat",
         cuda=True,
+        amp=inputs.resolve_amp(
+            cfg, cuda=True
+        ),  # the profile's explicit float16, as `agentune train` resolves it
     )
     path = tmp_path / "xtuner_config.py"
     path.write_text(render(cfg, target))
@@ -329,3 +339,77 @@ def test_schedule_reaches_full_lr(tmp_path, iters, ratio):
             s.step()
     assert max(lrs) == pytest.approx(cfg.lr)
     assert lrs[-1] < 0.05 * cfg.lr
+
+
+@pytest.mark.slow
+def test_bf16_autocast_trains_on_cpu_through_xtuners_amp_wrapper(tmp_path, tiny_base):
+    """`train.amp: bfloat16` on a CPU: xtuner's AmpOptimWrapper with CPU autocast; LoRA weights and the
+    optimizer state stay fp32; the loss goes down (on a CPU without native bf16 it is emulated, slowly)."""
+    from conftest import tool_conversation
+    from datasets import Dataset
+
+    rec = tool_conversation(0)
+    data = tmp_path / "one"
+    Dataset.from_list([{"id": rec["id"], "messages": rec["conversation"]}]).save_to_disk(str(data))
+    cfg = tiny_cfg(
+        tmp_path, tiny_base, data, max_iters=8, save_steps=8, pack_to_max_length=False, amp="bfloat16"
+    )
+    train.run(cfg)
+
+    record = assert_layout(cfg, 8, [8])
+    assert record["amp"] == "bfloat16"
+    rendered = (cfg.out / "xtuner_config.py").read_text()
+    assert "type=AmpOptimWrapper" in rendered and "dtype='bfloat16'" in rendered
+    losses = [float(r["loss"]) for r in loss_rows(cfg.loss_curve)]
+    assert losses[-1] < losses[0] - 0.15, losses
+
+    import torch
+
+    ckpt = torch.load(cfg.out / "iter_8.pth", map_location="cpu", weights_only=False)
+    lora = [v for k, v in ckpt["state_dict"].items() if "lora_" in k]
+    assert lora and all(v.dtype == torch.float32 for v in lora)
+    moments = [s["exp_avg"] for s in ckpt["optimizer"]["state"].values()]
+    assert moments and all(m.dtype == torch.float32 for m in moments)
+
+
+def test_amp_auto_uses_bf16_only_where_the_cpu_has_it(
+    tmp_path, tiny_base, tiny_converted, monkeypatch, caplog
+):
+    from agentune.core.hardware import Bf16Support
+
+    cfg = tiny_cfg(tmp_path, tiny_base, tiny_converted, amp="auto")
+    without = Bf16Support(False, "Test CPU has neither avx512_bf16 nor amx_bf16: bf16 would be emulated")
+    monkeypatch.setattr(inputs, "cpu_bf16", lambda: without)
+    with caplog.at_level("INFO"):
+        assert inputs.resolve_amp(cfg, cuda=False) == "none"
+    assert "train.amp: auto -> fp32 (Test CPU has neither avx512_bf16 nor amx_bf16" in caplog.text
+    monkeypatch.setattr(inputs, "cpu_bf16", lambda: Bf16Support(True, "Test CPU has avx512_bf16"))
+    assert inputs.resolve_amp(cfg, cuda=False) == "bfloat16"
+    assert (
+        inputs.resolve_amp(tiny_cfg(tmp_path, tiny_base, tiny_converted, amp="float16"), cuda=True)
+        == "float16"
+    )
+
+
+def test_bf16_weights_on_a_cpu_without_bf16_are_a_clear_error(
+    tmp_path, tiny_base, tiny_converted, monkeypatch
+):
+    from agentune.core.hardware import Bf16Support
+
+    monkeypatch.setattr(
+        inputs, "cpu_bf16", lambda: Bf16Support(False, "Test CPU has neither avx512_bf16 nor amx_bf16")
+    )
+    cfg = tiny_cfg(tmp_path, tiny_base, tiny_converted, torch_dtype="bfloat16")
+    with pytest.raises(StageError, match=r"train.torch_dtype=bfloat16: Test CPU has neither avx512_bf16"):
+        inputs.check_device(cfg, cuda=False)
+    monkeypatch.setattr(inputs, "cpu_bf16", lambda: Bf16Support(True, "Test CPU has avx512_bf16"))
+    inputs.check_device(cfg, cuda=False)  # with native bf16 it is allowed
+
+
+def test_cpu_flags_are_read_from_proc_cpuinfo(tmp_path):
+    from agentune.core import hardware
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: fpu avx2 avx512f avx512_bf16\n\n")
+    assert "avx512_bf16" in hardware.cpu_flags(info) and hardware.cpu_model(info) == "Test CPU"
+    assert hardware.cpu_flags(tmp_path / "absent") == set()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agentune.core.errors import StageError
+from agentune.core.hardware import cpu_bf16
 from agentune.inference.decoding import greedy_generate
 from agentune.protocol import react
 from agentune.protocol.templates import ChatTemplate
@@ -119,8 +120,8 @@ class LocalBackend:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        if dtype == "auto":
-            dtype = "bfloat16" if self.device.startswith("cuda") else "float32"
+        if dtype == "auto":  # bf16 on a GPU, and on a CPU that computes it natively
+            dtype = "bfloat16" if self.device.startswith("cuda") or cpu_bf16().native else "float32"
         self.tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir or model_dir))
         self.model = AutoModelForCausalLM.from_pretrained(str(model_dir), torch_dtype=getattr(torch, dtype))
         self.model.to(self.device).eval()

@@ -116,7 +116,7 @@ def prepare(cfg: Config, fresh: bool) -> Run:
     """Step 1, resume: check the inputs, then resume the interrupted run in the work dir or start anew."""
     import torch
 
-    from agentune.train.inputs import check_device, check_inputs, fingerprint
+    from agentune.train.inputs import check_device, check_inputs, fingerprint, resolve_amp
     from agentune.train.launcher import resolve_launch
 
     inputs = check_inputs(cfg)
@@ -150,6 +150,7 @@ def prepare(cfg: Config, fresh: bool) -> Run:
         "lora": cfg.lora.model_dump(mode="json"),
         "launch": launch.model_dump(mode="json"),
         "device": "cuda" if cuda else "cpu",
+        "amp": resolve_amp(cfg, cuda),
         "world_size": world,
         "resumed_from_iter": [] if resume_from is None or old is None else list(old.resumed_from_iter),
     }
@@ -177,6 +178,7 @@ def launch(run: Run) -> tuple[float, list[str], bool]:
         cuda=run.cuda,
         bos_override=bos_override(Path(base["path"]), base["template"]),
         world_size=run.launch.nnodes * run.launch.nproc_per_node,
+        amp=run.record["amp"],
     )
     run.config_path.parent.mkdir(exist_ok=True)
     run.config_path.write_text(render(run.cfg, target), encoding="utf-8")

@@ -80,7 +80,9 @@ class Config(StrictModel):
     lora: LoraParams = LoraParams()
     quantization: QuantParams = QuantParams()
     torch_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
-    amp: Literal["none", "float16", "bfloat16"] = "none"  # AmpOptimWrapper dtype (CUDA only)
+    #: autocast dtype (xtuner's AmpOptimWrapper); auto: bf16 where the GPU or CPU has it, else fp16 on
+    #: a GPU and fp32 on a CPU (agentune.train.inputs.resolve_amp)
+    amp: Literal["auto", "none", "float16", "bfloat16"] = "auto"
     activation_checkpointing: bool = False
     trust_remote_code: bool = False
 
@@ -92,7 +94,7 @@ class Config(StrictModel):
     batch_size: int = Field(1, ge=1)
     accumulative_counts: int = Field(1, ge=1)
     dataloader_num_workers: int = Field(0, ge=0)
-    max_iters: int | None = Field(60, ge=1)  # exactly one of max_iters / max_epochs
+    max_iters: int | None = Field(120, ge=1)  # exactly one of max_iters / max_epochs
     max_epochs: int | float | None = Field(None, gt=0)
     lr: float = Field(1e-3, gt=0)
     betas: tuple[float, float] = (0.9, 0.999)
@@ -101,7 +103,7 @@ class Config(StrictModel):
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     warmup_start_factor: float = Field(1e-5, gt=0, le=1)
 
-    save_steps: int = Field(20, ge=1)
+    save_steps: int = Field(40, ge=1)
     keep: int = Field(-1, ge=-1)  # checkpoints kept; -1 = all
     save_optimizer: bool = True  # needed to resume
     log_interval: int = Field(1, ge=1)

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 from agentune.core.artifacts import BaseModelRecord, ConvertRecord
 from agentune.core.errors import StageError
+from agentune.core.hardware import cpu_bf16
 from agentune.train.config import Config
+
+log = logging.getLogger(__name__)
 
 
 def check_inputs(cfg: Config) -> dict:
@@ -85,14 +89,39 @@ def check_device(cfg: Config, cuda: bool) -> None:
     problems = []
     if cfg.quantization.enabled:
         problems.append("train.quantization.enabled=true (4-bit bitsandbytes needs CUDA): set it to false")
-    if cfg.amp != "none":
-        problems.append(f"train.amp={cfg.amp} (AmpOptimWrapper needs CUDA): set it to none")
-    if cfg.torch_dtype != "float32":
-        problems.append(f"train.torch_dtype={cfg.torch_dtype}: CPU training here is float32")
+    if cfg.amp == "float16":
+        problems.append("train.amp=float16: CPU autocast computes in bfloat16 only; set auto or bfloat16")
+    if cfg.torch_dtype == "float16":
+        problems.append("train.torch_dtype=float16: CPU training is float32 or bfloat16")
+    if cfg.torch_dtype == "bfloat16" and not (bf16 := cpu_bf16()).native:
+        problems.append(
+            f"train.torch_dtype=bfloat16: {bf16.reason}; set float32 (train.amp: auto uses bf16 where it pays)"
+        )
     if cfg.launch.deepspeed != "none":
         problems.append(f"train.launch.deepspeed={cfg.launch.deepspeed}: DeepSpeed needs CUDA; set none")
     if problems:
         raise StageError("no CUDA device, but the params need one:\n  - " + "\n  - ".join(problems))
+
+
+def resolve_amp(cfg: Config, cuda: bool) -> str:
+    """The autocast dtype training runs with: `none`, `float16` or `bfloat16` (`train.amp: auto` decided here).
+
+    auto: on a GPU bf16 where it is supported, else fp16; on a CPU bf16 autocast where the CPU has
+    native bf16 (LoRA weights and optimizer state stay fp32), else plain fp32, with a log line saying why.
+    """
+    if cfg.amp != "auto":
+        if cfg.amp == "bfloat16" and not cuda and not (bf16 := cpu_bf16()).native:
+            log.warning(
+                "train.amp=bfloat16 on this CPU: %s (train.amp: auto would train in fp32)", bf16.reason
+            )
+        return cfg.amp
+    if cuda:
+        import torch
+
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    bf16 = cpu_bf16()
+    log.info("train.amp: auto -> %s (%s)", "bfloat16 autocast" if bf16.native else "fp32", bf16.reason)
+    return "bfloat16" if bf16.native else "none"
 
 
 def bos_override(model_path: Path, template: str) -> tuple[str | None] | None:

@@ -28,6 +28,7 @@ class Target:
     #: disagrees with the template; xtuner prepends tokenizer.bos_token_id to every sample
     bos_override: tuple[str | None] | None = None
     world_size: int = 1  # processes in all (nnodes * nproc_per_node)
+    amp: str = "none"  # autocast dtype, `train.amp` resolved for this machine (none | float16 | bfloat16)
 
 
 TORCH_DTYPES = {"float32": "torch.float32", "float16": "torch.float16", "bfloat16": "torch.bfloat16"}
@@ -62,7 +63,7 @@ def render(cfg: Config, target: Target) -> str:
         target=target,
         q=cfg.quantization,
         lora=cfg.lora,
-        amp=cfg.amp != "none",
+        amp=target.amp != "none",
         by_epoch=cfg.max_epochs is not None,
         warmup_iters=warmup_iters(cfg),
         system=cfg.evaluation.system_prompt(),

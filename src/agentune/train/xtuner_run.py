@@ -8,12 +8,15 @@ them in the child process before xtuner runs, and only where no CUDA device exis
 1. `torch.cpu.is_bf16_supported` does not exist in recent torch; xtuner's model build calls it.
 2. mmengine's `init_dist` calls `torch.cuda.set_device(local_rank)`, which fails without CUDA: made a
    no-op so several CPU processes can train over gloo.
-(The other two CPU traps, no 4-bit quantization and no AmpOptimWrapper, are handled in the rendered
-config, not here.) Two fixes apply on every device:
-3. xtuner's tokenization prepends `tokenizer.bos_token_id` to every sample and fails on `None` (a
+3. mmengine's `AmpOptimWrapper` (xtuner's mixed precision) asserts a GPU in its constructor, although
+   the rest works on a CPU: its autocast is `torch.autocast("cpu", bfloat16)`, and its CUDA GradScaler
+   disables itself without CUDA (bf16 needs no loss scaling). The assertion is skipped, so `train.amp:
+   bfloat16` trains with CPU autocast through xtuner's own wrapper.
+(4-bit quantization, the other CPU trap, is refused before launch.) Two fixes apply on every device:
+4. xtuner's tokenization prepends `tokenizer.bos_token_id` to every sample and fails on `None` (a
    tokenizer without a BOS token); xtuner special-cases only Qwen's classes. No BOS token is treated
    as an empty prefix, as xtuner does for Qwen.
-4. torch >= 2.6 loads with `weights_only=True` by default, which rejects the mmengine objects in
+5. torch >= 2.6 loads with `weights_only=True` by default, which rejects the mmengine objects in
    xtuner's own training checkpoints, so resuming fails in xtuner's seed lookup and mmengine's loader.
    For files under this run's `--work-dir` only (checkpoints this run wrote), a `torch.load` that
    does not choose `weights_only` gets `weights_only=False`; every other load keeps torch's default.
@@ -36,10 +39,13 @@ def apply_cpu_compat() -> None:
     if not hasattr(torch.cpu, "is_bf16_supported"):
         torch.cpu.is_bf16_supported = lambda *args, **kwargs: False
     torch.cuda.set_device = lambda *args, **kwargs: None
+    import mmengine.optim.optimizer.amp_optimizer_wrapper as amp_wrapper
+
+    amp_wrapper.is_cuda_available = lambda: True  # only its constructor's GPU assertion reads it
 
 
 def apply_tokenizer_compat() -> None:
-    """Make xtuner's dataset encoding accept tokenizers that have no BOS token (fix 3 above)."""
+    """Make xtuner's dataset encoding accept tokenizers that have no BOS token (fix 4 above)."""
     import xtuner.dataset.utils as xutils
 
     original = xutils.get_bos_eos_token_ids
@@ -55,7 +61,7 @@ def apply_tokenizer_compat() -> None:
 
 
 def apply_checkpoint_compat(trusted_dir: str | None) -> None:
-    """Let torch.load read full mmengine checkpoints under `trusted_dir` (fix 4 above)."""
+    """Let torch.load read full mmengine checkpoints under `trusted_dir` (fix 5 above)."""
     import os
 
     import torch
