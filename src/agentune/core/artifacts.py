@@ -61,7 +61,7 @@ class Record(BaseModel):
     def write(self, folder: str | Path) -> Path:
         """Write the record atomically into `folder` (only the keys it was given; keys sorted)."""
         path = self.file(folder)
-        write_json(path, self.model_dump(mode="json", exclude_unset=True))
+        write_json(path, self.dump())
         return path
 
     def dump(self) -> dict[str, Any]:
@@ -198,22 +198,23 @@ class MlflowRunRecord(Record):
 TEMPLATE_RECORDS: tuple[type[Record], ...] = (BaseModelRecord, MergedRecord, AdapterRecord)
 
 
+def _recorded(folder: str | Path, field: str, kinds: tuple[type[Record], ...]) -> Any:
+    """`field` of the first record of `kinds` in `folder` that sets it, else None."""
+    for kind in kinds:
+        record = kind.read_if_present(folder)
+        if record is not None and getattr(record, field, None):
+            return getattr(record, field)
+    return None
+
+
 def recorded_tool_result(folder: str | Path) -> dict[str, str] | None:
     """How the model in `folder` was trained to receive tool results (merged or adapter record), if known."""
-    for kind in (MergedRecord, AdapterRecord):
-        record = kind.read_if_present(folder)
-        if record is not None and record.tool_result:
-            return record.tool_result
-    return None
+    return _recorded(folder, "tool_result", (MergedRecord, AdapterRecord))
 
 
 def recorded_template(folder: str | Path) -> str | None:
     """The chat template recorded in a model folder's provenance (base, merged or adapter), if any."""
-    for kind in TEMPLATE_RECORDS:
-        record = kind.read_if_present(folder)
-        if record is not None and getattr(record, "template", None):
-            return record.template
-    return None
+    return _recorded(folder, "template", TEMPLATE_RECORDS)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -127,7 +127,7 @@ def tool_result_style(cfg: Config):
     from agentune.protocol.react import ToolResultStyle
 
     for folder in (cfg.merged, *(a.path for a in list_adapters(cfg.adapters))):
-        recorded = recorded_tool_result(folder) if Path(folder).is_dir() else None
+        recorded = recorded_tool_result(folder)
         if recorded:
             return ToolResultStyle.load(recorded)
     return ToolResultStyle()
