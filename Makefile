@@ -9,6 +9,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.agentune-installed
+TEST_STAMP := $(VENV)/.agentune-test-installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: demo test install lint lock clean-venv
@@ -29,7 +30,15 @@ demo: $(STAMP)
 	dvc repro
 	@cat reports/eval.md 2>/dev/null | sed -n '1,40p' || true
 
-test: $(STAMP)
+# Test-only clients (openai, AutoGen, lagent): pinned, --no-deps, never part of the runtime lock.
+# lagent goes to its own folder (it needs griffe<1; the runtime has griffe 2): see requirements-test-lagent.txt.
+$(TEST_STAMP): $(STAMP) requirements-test.txt requirements-test-lagent.txt
+	$(BIN)/python -m pip install -q --no-deps -r requirements-test.txt $(QUIET_PIP)
+	rm -rf $(VENV)/lagent-client
+	$(BIN)/python -m pip install -q --no-deps --target $(VENV)/lagent-client -r requirements-test-lagent.txt $(QUIET_PIP)
+	@touch $@
+
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -38,7 +47,8 @@ lint: $(STAMP)
 
 # Re-create requirements.lock from what is installed (after a tested upgrade).
 lock:
-	$(BIN)/python -m pip freeze --all --exclude-editable | grep -vE '^(agentune|pip)==' > requirements.lock
+	$(BIN)/python -m pip freeze --all --exclude-editable | grep -vE '^(agentune|pip)==' \
+	  | grep -viE "^($$(grep -vE '^\s*(#|$$)' requirements-test.txt | cut -d= -f1 | paste -sd'|' -))==" > requirements.lock
 
 clean-venv:
 	rm -rf $(VENV)

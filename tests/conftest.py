@@ -79,3 +79,11 @@ def tiny_converted(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("converted") / "converted"
     Dataset.from_list(rows).save_to_disk(str(out))
     return out
+
+
+@pytest.fixture(scope="session")
+def scripted_agent(tmp_path_factory) -> Path:
+    """The tiny model taught to call the calculator and then answer (tests/scripted_agent.py)."""
+    from scripted_agent import build_scripted_agent
+
+    return build_scripted_agent(tmp_path_factory.mktemp("scripted") / "agent")

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import threading
-
-import httpx
 import pytest
 from conftest import tool_conversation
 
@@ -14,20 +10,21 @@ from agentune.evaluate.suites import Sample, reference_scenarios, run_scenarios,
 from agentune.inference.generation import EndpointBackend, LocalBackend, react_to_openai_messages
 from agentune.protocol import react
 from agentune.protocol.templates import get_template
-from agentune.serve import completion, make_server, to_protocol_messages
+from agentune.serve import build_parser, load, render
+from agentune.serve.app import serving
+from agentune.serve.schema import parse_request
 
 
 @pytest.fixture(scope="module")
 def served(tiny_base):
-    """The tiny model served by agentune.serve on a free 127.0.0.1 port (thread), plus a local twin."""
+    """The tiny model served by `agentune serve` on a free 127.0.0.1 port (thread), plus a local twin."""
     local = LocalBackend(tiny_base, get_template("chatml"), batch_size=4, max_new_tokens=16)
-    server = make_server(local, "tiny", "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    host, port = server.server_address
-    yield f"http://{host}:{port}/v1", local
-    server.shutdown()
-    server.server_close()
+    engine, opts = load(
+        build_parser().parse_args(["--model", str(tiny_base), "--name", "tiny", "--max-tokens", "16"])
+    )
+    with serving(engine, opts) as url:
+        yield url, local
+    engine.close()
 
 
 def samples() -> list[Sample]:
@@ -56,32 +53,15 @@ def test_endpoint_suites_match_local_generation(served, mode, monkeypatch):
     assert len(r_cases) == 2 and all(c["e2e_success"] in (0.0, 1.0) for c in r_cases)
 
 
-def test_server_speaks_openai_tool_calls(served):
-    """A protocol call comes back as tool_calls; tool_calls/tool history turns round-trip to the protocol."""
-    url, _ = served
-    calc = react.tools_from_system(tool_conversation(0)["conversation"][0]["content"])[0]
-    resp = httpx.post(f"{url}/chat/completions", json={"model": "tiny", "max_tokens": 8, "messages": [
-        {"role": "user", "content": "What is 3 + 4?"}], "tools": [{"type": "function", "function": calc}]})  # fmt: skip
-    body = resp.json()
-    assert resp.status_code == 200 and body["object"] == "chat.completion"
-    assert body["choices"][0]["finish_reason"] in ("stop", "length", "tool_calls")
-    assert body["usage"]["completion_tokens"] > 0
-    assert httpx.get(f"{url}/models").json()["data"][0]["id"] == "tiny"
-
-    call = completion(
-        react.format_call("Add.", "calculator", {"a": 3, "b": 4, "operator": "+"}), True, 10, 5, "m"
-    )
-    msg = call["choices"][0]["message"]
-    assert call["choices"][0]["finish_reason"] == "tool_calls"
-    assert msg["tool_calls"][0]["function"]["name"] == "calculator"
-    assert json.loads(msg["tool_calls"][0]["function"]["arguments"]) == {"a": 3, "b": 4, "operator": "+"}
-    final = completion(react.format_final("t", "7"), False, 10, 5, "m")["choices"][0]
-    assert final["finish_reason"] == "length" and "Final Answer: 7" in final["message"]["content"]
-
+def test_evaluation_messages_round_trip_through_the_server_rendering():
+    """What the endpoint backend sends (tool_calls, tool messages) renders back to the protocol
+    conversation it came from: evaluation through the server prompts as local evaluation does."""
     conv = tool_conversation(0)["conversation"][:4]
+    calc = react.tools_from_system(conv[0]["content"])[0]
     api = react_to_openai_messages(conv)
     assert [m["role"] for m in api] == ["user", "assistant", "tool"]
-    back = to_protocol_messages(api, [calc])
+    req = parse_request({"model": "m", "messages": api, "tools": [{"type": "function", "function": calc}]})
+    back = render.prompt_messages(req)
     assert [(m["role"], m["content"]) for m in back] == [(m["role"], m["content"]) for m in conv]
 
 
@@ -91,13 +71,3 @@ def test_endpoint_down_is_a_clear_error():
     backend = EndpointBackend("http://127.0.0.1:9/v1", "x", api_key_env=None, timeout_s=2)
     with pytest.raises(StageError, match="127.0.0.1:9.*server running"):
         backend.generate([([{"role": "user", "content": "hi"}], None)])
-
-
-def test_server_answers_400_naming_a_tool_that_cannot_be_mapped(served):
-    url, _ = served
-    bad = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "array"}}}
-    resp = httpx.post(f"{url}/chat/completions", json={"model": "tiny", "messages": [
-        {"role": "user", "content": "hi"}], "tools": [bad]})  # fmt: skip
-    assert resp.status_code == 400
-    assert "tool 'lookup': 'parameters' must be an object schema" in resp.json()["error"]["message"]
-    assert httpx.get(f"{url}/models").status_code == 200  # the server keeps answering

@@ -53,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         if hasattr(module, "add_arguments"):
             module.add_arguments(p)
 
+    sub.add_parser(
+        "serve",
+        help="serve a model behind an OpenAI-compatible API (`agentune serve --help`)",
+        add_help=False,
+    )
+
     p = sub.add_parser("validate", help="validate every section of params.yaml and report all problems")
     _add_params_args(p)
 
@@ -119,6 +125,11 @@ def validate_params(params_path: str, overrides: list[str] | tuple[str, ...] = (
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:  # its own options (not a stage: no params section)
+        from agentune.serve import main as serve_main
+
+        return serve_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -16,13 +16,17 @@
 - **KV cache written in place.** Each layer's keys and values live in one buffer sized for the prompt
   plus `max_new_tokens`; a new token is written into it, where transformers' `DynamicCache` copies the
   whole cache (`torch.cat`) at every step.
-- Logits only for the last position (`num_logits_to_keep=1`), no sampling machinery.
+- Logits only for the last position (`num_logits_to_keep=1`).
+
+`decode` is the loop itself with the choice of each token left to a `Picker` (the server samples,
+forces the protocol's keywords and streams there); `greedy_generate` is `decode` with argmax.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 
 def common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
@@ -116,6 +120,11 @@ def _last_logits_only(model) -> dict[str, int]:
     return {}
 
 
+#: Chooses the next token of every row still decoding: `(rows, logits) -> (tokens, finished)`, where
+#: `rows` are the indices (into the batch) of the live rows and `logits` their next-token logits.
+Picker = Callable[[list[int], Any], tuple[list[int], list[bool]]]
+
+
 def greedy_generate(
     model,
     seqs: Sequence[Sequence[int]],
@@ -127,18 +136,43 @@ def greedy_generate(
 ) -> list[list[int]]:
     """Greedy continuations of `seqs` (token ids), one list per row, each ending at its first stop token
     (included) or after `max_new_tokens` tokens. Call under `torch.inference_mode()`."""
+    out: list[list[int]] = [[] for _ in seqs]
+    stops = set(stop_ids)
+
+    def pick(rows: list[int], logits) -> tuple[list[int], list[bool]]:
+        tokens = logits.argmax(dim=-1).tolist()
+        for row, tok in zip(rows, tokens, strict=True):
+            out[row].append(tok)
+        return tokens, [
+            tok in stops or len(out[row]) >= max_new_tokens for row, tok in zip(rows, tokens, strict=True)
+        ]
+
+    if max_new_tokens > 0:
+        decode(model, seqs, pick, pad_id, max_new_tokens, device, min_shared_prefix)
+    return out
+
+
+def decode(
+    model,
+    seqs: Sequence[Sequence[int]],
+    pick: Picker,
+    pad_id: int,
+    max_new_tokens: int,
+    device: str = "cpu",
+    min_shared_prefix: int = 8,
+) -> None:
+    """Run `seqs` as one batch, asking `pick` for every row's next token until each row is finished
+    (`pick` says so) or has `max_new_tokens` tokens. Call under `torch.inference_mode()`."""
+    if not seqs or max_new_tokens <= 0:
+        return
     with _gqa_attention(model):
-        return _greedy(model, seqs, stop_ids, pad_id, max_new_tokens, device, min_shared_prefix)
+        _decode(model, seqs, pick, pad_id, max_new_tokens, device, min_shared_prefix)
 
 
-def _greedy(model, seqs, stop_ids, pad_id, max_new_tokens, device, min_shared_prefix) -> list[list[int]]:
+def _decode(model, seqs, pick, pad_id, max_new_tokens, device, min_shared_prefix) -> None:
     import torch
 
     n_rows = len(seqs)
-    out: list[list[int]] = [[] for _ in range(n_rows)]
-    if n_rows == 0 or max_new_tokens <= 0:
-        return out
-    stops = set(stop_ids)
     last_only = _last_logits_only(model)
     cache = _preallocated_cache(max(len(s) for s in seqs) + max_new_tokens)
     # At least one token of every row must go through the suffix pass (it yields the row's logits).
@@ -170,14 +204,11 @@ def _greedy(model, seqs, stop_ids, pad_id, max_new_tokens, device, min_shared_pr
     next_pos = positions[:, -1] + 1
     alive = list(range(n_rows))
     for _ in range(max_new_tokens):
-        tokens = logits.argmax(dim=-1)
-        keep = []
-        for j, (row, tok) in enumerate(zip(alive, tokens.tolist(), strict=True)):
-            out[row].append(tok)
-            if tok not in stops and len(out[row]) < max_new_tokens:
-                keep.append(j)
+        chosen, finished = pick(alive, logits)
+        keep = [j for j, done in enumerate(finished) if not done]
         if not keep:
             break
+        tokens = torch.tensor(chosen, dtype=torch.long, device=device)
         if len(keep) < len(alive):
             index = torch.tensor(keep, dtype=torch.long, device=device)
             cache.batch_select_indices(index)
@@ -193,4 +224,3 @@ def _greedy(model, seqs, stop_ids, pad_id, max_new_tokens, device, min_shared_pr
             **last_only,
         ).logits[:, -1]
         next_pos = next_pos + 1
-    return out

@@ -1,0 +1,119 @@
+"""Serve a model the pipeline made behind an OpenAI-compatible API, tool calls included.
+
+    agentune serve --model models/merged                                   # 127.0.0.1:8000
+    agentune serve --model models/base --adapter models/adapters/iter_120  # base + LoRA, unmerged
+    AGENTUNE_API_KEY=... agentune serve --model models/merged --port 8001   # requires the key
+
+The model's provenance (chat template, tool-result convention) decides how prompts are rendered, so the
+served model reads the prompts training wrote: lagent's ReAct protocol for `tools`, results the way
+its data sent them. Concurrent requests are batched into shared forward passes; over `--max-queue`
+waiting requests, new ones get HTTP 429. See docs/serve.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+log = logging.getLogger("agentune.serve")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="agentune serve",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", required=True, help="model folder (HF format): models/merged, models/base, ...")
+    p.add_argument(
+        "--adapter", default=None, help="a LoRA adapter folder (models/adapters/iter_N) to serve on --model"
+    )
+    p.add_argument(
+        "--name", default="agentune", help="the model id clients send as `model` (default: %(default)s)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    p.add_argument("--api-key-env", default="AGENTUNE_API_KEY",
+                   help="environment variable holding the API key; when set, requests need "
+                        "`Authorization: Bearer <key>` (default: %(default)s)")  # fmt: skip
+    p.add_argument("--template", default=None, help="chatml | llama3 (default: from the model's provenance)")
+    p.add_argument(
+        "--max-batch", type=int, default=8, help="requests decoded together (default: %(default)s)"
+    )
+    p.add_argument(
+        "--max-queue", type=int, default=64, help="requests waiting before 429 (default: %(default)s)"
+    )
+    p.add_argument("--batch-window-ms", type=float, default=20.0,
+                   help="how long the first request of a batch waits for others (default: %(default)s)")  # fmt: skip
+    p.add_argument("--max-tokens", type=int, default=256,
+                   help="reply length when a request sets no max_tokens (default: %(default)s)")  # fmt: skip
+    p.add_argument("--temperature", type=float, default=0.0,
+                   help="sampling temperature when a request sets none; 0 is greedy (default: %(default)s)")  # fmt: skip
+    p.add_argument("--device", default="auto", help="cpu | cuda | auto (default: %(default)s)")
+    p.add_argument("--dtype", default="auto", help="float32 | bfloat16 | auto (default: %(default)s)")
+    return p
+
+
+def load(args: argparse.Namespace):
+    """(engine, options) for the parsed arguments: the model loaded, its provenance read."""
+    from agentune.core.artifacts import recorded_template, recorded_tool_result
+    from agentune.core.errors import StageError
+    from agentune.inference.generation import LocalBackend
+    from agentune.protocol import react
+    from agentune.protocol.templates import get_template
+    from agentune.serve.app import ServeOptions
+    from agentune.serve.engine import Engine
+
+    model_dir = Path(args.model)
+    if not (model_dir / "config.json").is_file():
+        raise StageError(f"--model {model_dir}: no config.json there; give a model folder (HF format)")
+    adapter = Path(args.adapter) if args.adapter else None
+    if adapter and not (adapter / "adapter_config.json").is_file():
+        raise StageError(f"--adapter {adapter}: no adapter_config.json there; give models/adapters/iter_N")
+    provenance = adapter or model_dir
+    template = get_template(
+        args.template or recorded_template(provenance) or recorded_template(model_dir) or "chatml"
+    )
+    style = react.ToolResultStyle.load(recorded_tool_result(provenance))
+    backend = LocalBackend(model_dir, template, batch_size=args.max_batch, max_new_tokens=args.max_tokens,
+                           device=args.device, dtype=args.dtype)  # fmt: skip
+    if adapter:
+        backend.use_adapter(adapter.name, adapter)  # merged into the weights while it serves
+    engine = Engine(backend, args.max_batch, args.max_queue, args.batch_window_ms / 1000)
+    opts = ServeOptions(
+        model_name=args.name,
+        style=style,
+        api_key=os.environ.get(args.api_key_env) or None,
+        default_max_tokens=args.max_tokens,
+        default_temperature=args.temperature,
+    )
+    log.info("model %s%s, template %s, tool results as %s turns %r", model_dir,
+             f" + adapter {adapter}" if adapter else "", template.name, style.role, style.prefix)  # fmt: skip
+    return engine, opts
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`agentune serve`: load the model and serve it until interrupted."""
+    import uvicorn
+
+    from agentune.core.errors import StageError
+    from agentune.serve.app import create_app
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        engine, opts = load(args)
+    except StageError as exc:
+        print(f"agentune serve: error: {exc}", file=sys.stderr)
+        return 1
+    if opts.api_key:
+        log.info("API key required (from $%s)", args.api_key_env)
+    log.info("serving %r on http://%s:%d/v1", opts.model_name, args.host, args.port)
+    try:
+        uvicorn.run(create_app(engine, opts), host=args.host, port=args.port, log_level="info")
+    finally:
+        engine.close()
+    return 0
