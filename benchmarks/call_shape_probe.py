@@ -45,7 +45,8 @@ def next_tokens(model_dir: str, sample_id: str, prefix: str, k: int = 5) -> list
     from agentune.core.config import load_section
     from agentune.evaluate import Config
     from agentune.evaluate import bfcl as bfcl_data
-    from agentune.inference.generation import encode_prompt, xtuner_template
+    from agentune.inference.generation import encode_prompt
+    from agentune.protocol.chat_template import xtuner_template
     from agentune.protocol.templates import get_template
 
     cfg = load_section(Config, "evaluate")

@@ -36,7 +36,7 @@ from agentune.export.merge import merge_weights
 base, adapter, out, dtype, template = sys.argv[1:]
 out = Path(out); out.mkdir(parents=True)
 merge_weights(Path(base), Path(adapter), out, dtype, progress=False)
-write_model_files(Path(base), out, get_template(template), dtype)
+write_model_files(Path(base), out, get_template(template), dtype, None)
 """
 
 

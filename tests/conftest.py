@@ -87,3 +87,25 @@ def scripted_agent(tmp_path_factory) -> Path:
     from scripted_agent import build_scripted_agent
 
     return build_scripted_agent(tmp_path_factory.mktemp("scripted") / "agent")
+
+
+@pytest.fixture(scope="session")
+def bfcl_tools() -> list[dict]:
+    """Every tool of six BFCL categories (JSON schema, as evaluate reads them from the pinned wheel)."""
+    from agentune.evaluate import bfcl
+    from agentune.evaluate.config import BfclConfig
+
+    cfg = BfclConfig()
+    wheel = bfcl.fetch_wheel(cfg.version, cfg.sha256, Path(__file__).resolve().parents[1] / cfg.cache_dir)
+    tools = []
+    for category in (
+        "simple_python",
+        "irrelevance",
+        "multiple",
+        "parallel",
+        "simple_java",
+        "simple_javascript",
+    ):
+        for q in bfcl.load_category(wheel, category, 10**6):
+            tools += q["tools"]
+    return tools

@@ -23,7 +23,8 @@ def test_eval_prompt_is_prefix_of_xtuner_training_encoding(base_fixture, request
     from xtuner.utils import PROMPT_TEMPLATE
 
     from agentune.core.artifacts import BaseModelRecord, base_model_path
-    from agentune.inference.generation import encode_prompt, xtuner_template
+    from agentune.inference.generation import encode_prompt
+    from agentune.protocol.chat_template import xtuner_template
     from agentune.protocol.templates import get_template
 
     base = request.getfixturevalue(base_fixture)

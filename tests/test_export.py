@@ -276,15 +276,30 @@ def test_llama3_generation_config_stops_on_eot(tiny_base_llama3, tmp_path):
     from agentune.export import write_model_files
     from agentune.protocol.templates import get_template
 
-    info = write_model_files(tiny_base_llama3, tmp_path, get_template("llama3"), "bfloat16")
+    style = {"role": "system", "prefix": "Response:"}
+    info = write_model_files(tiny_base_llama3, tmp_path, get_template("llama3"), "bfloat16", style)
     gen = json.loads((tmp_path / "generation_config.json").read_text())
     assert (
         info["stop_tokens"] == ["<|eot_id|>", "<|end_of_text|>"]
         and gen["eos_token_id"] == info["eos_token_id"]
     )
     assert json.loads((tmp_path / "config.json").read_text())["torch_dtype"] == "bfloat16"
+    # the agent's chat template: tools in lagent's protocol, results as the training data sent them
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tmp_path)
+    tool = {"type": "function", "function": {"name": "now", "description": "The time.", "parameters": {}}}
+    call = {"id": "c", "type": "function", "function": {"name": "now", "arguments": {}}}
+    text = tok.apply_chat_template([{"role": "user", "content": "Time?"}, {"role": "assistant", "tool_calls": [call]},
+                                    {"role": "tool", "tool_call_id": "c", "content": "9:00"}],
+                                   tools=[tool], add_generation_prompt=True, tokenize=False)  # fmt: skip
     assert (
-        "<|start_header_id|>" in json.loads((tmp_path / "tokenizer_config.json").read_text())["chat_template"]
+        "<|start_header_id|>system<|end_header_id|>\n\nYou are a assistant who can utilize external tools."
+        in text
+    )
+    assert (
+        "Action: now\nAction Input: {}<|eot_id|><|start_header_id|>system<|end_header_id|>\n\nResponse:9:00"
+        in text
     )
 
 

@@ -62,27 +62,6 @@ def _features(node, out: set[str], path: str = "") -> set[str]:
     return out
 
 
-@pytest.fixture(scope="module")
-def bfcl_tools(tmp_path_factory):
-    from agentune.evaluate import bfcl
-    from agentune.evaluate.config import BfclConfig
-
-    cfg = BfclConfig()
-    wheel = bfcl.fetch_wheel(cfg.version, cfg.sha256, Path(__file__).resolve().parents[1] / cfg.cache_dir)
-    tools = []
-    for category in (
-        "simple_python",
-        "irrelevance",
-        "multiple",
-        "parallel",
-        "simple_java",
-        "simple_javascript",
-    ):
-        for q in bfcl.load_category(wheel, category, 10**6):
-            tools += q["tools"]
-    return tools
-
-
 def test_every_bfcl_schema_feature_maps_to_lagents_shape_and_reads_back(bfcl_tools):
     seen = set()
     for tool in bfcl_tools:

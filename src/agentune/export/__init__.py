@@ -146,17 +146,23 @@ def stop_token_ids(tokenizer, template) -> list[int]:
     return ids
 
 
-def write_model_files(base_path: Path, out: Path, template, dtype: str) -> dict:
-    """config.json (dtype updated), tokenizer + chat template, generation_config.json that stops."""
+def write_model_files(base_path: Path, out: Path, template, dtype: str, tool_result: dict | None) -> dict:
+    """config.json (dtype updated), tokenizer + the agent's chat template, generation_config.json that stops.
+
+    The chat template renders `tools` and tool results as training did (`protocol.chat_template`), so
+    engines that prompt with it (vLLM, SGLang, TGI, LMDeploy, llama.cpp) prompt the model right."""
     from transformers import AutoTokenizer, GenerationConfig
+
+    from agentune.protocol.chat_template import chat_template, xtuner_template
+    from agentune.protocol.react import ToolResultStyle
 
     config = json.loads((base_path / "config.json").read_text(encoding="utf-8"))
     config["torch_dtype"] = dtype
     (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
     tokenizer = AutoTokenizer.from_pretrained(str(base_path), trust_remote_code=False)
-    if not tokenizer.chat_template:
-        tokenizer.chat_template = template.jinja
+    style = ToolResultStyle.load(tool_result)
+    tokenizer.chat_template = chat_template(xtuner_template(template), template.bos, style)
     # `generate(**tokenizer(text))` must work: causal LMs take no token_type_ids
     tokenizer.model_input_names = tokenizer.init_kwargs["model_input_names"] = ["input_ids", "attention_mask"]
     tokenizer.save_pretrained(str(out))
@@ -211,7 +217,7 @@ def run(cfg: Config) -> None:
         record = next(r for r in records if r.checkpoint == chosen.name)
         with atomic_dir(cfg.merged_out) as merged_tmp:
             summary = merge.merge_weights(base_path, adapters_tmp / chosen.name, merged_tmp, cfg.dtype)
-            stops = write_model_files(base_path, merged_tmp, template, cfg.dtype)
+            stops = write_model_files(base_path, merged_tmp, template, cfg.dtype, train_prov.tool_result)
             MergedRecord(
                 **{
                     "checkpoint": chosen.name,

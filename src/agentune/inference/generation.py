@@ -22,6 +22,7 @@ from agentune.core.errors import StageError
 from agentune.core.hardware import cpu_bf16
 from agentune.inference.decoding import greedy_generate
 from agentune.protocol import react
+from agentune.protocol.chat_template import xtuner_template
 from agentune.protocol.templates import ChatTemplate
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,6 @@ class Generation:
     text: str
     stopped: bool
     n_tokens: int
-
-
-def xtuner_template(tpl: ChatTemplate) -> dict[str, Any]:
-    """xtuner's PROMPT_TEMPLATE entry for an agentune template (the strings training used)."""
-    from xtuner.utils import PROMPT_TEMPLATE
-
-    return dict(PROMPT_TEMPLATE[tpl.xtuner])
 
 
 def conversation_turns(messages: list[dict[str, Any]]) -> tuple[list[dict[str, str]], dict[str, str]]:

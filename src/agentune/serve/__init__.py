@@ -3,6 +3,7 @@
     agentune serve --model models/merged                                   # 127.0.0.1:8000
     agentune serve --model models/base --adapter models/adapters/iter_120  # base + LoRA, unmerged
     AGENTUNE_API_KEY=... agentune serve --model models/merged --port 8001   # requires the key
+    agentune serve --model models/merged --engine vllm                     # vLLM, on a GPU machine
 
 The model's provenance (chat template, tool-result convention) decides how prompts are rendered, so the
 served model reads the prompts training wrote: lagent's ReAct protocol for `tools`, results the way
@@ -52,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reply length when a request sets no max_tokens (default: %(default)s)")  # fmt: skip
     p.add_argument("--temperature", type=float, default=0.0,
                    help="sampling temperature when a request sets none; 0 is greedy (default: %(default)s)")  # fmt: skip
+    p.add_argument("--engine", choices=("local", "vllm"), default="local",
+                   help="local: this server; vllm: start `vllm serve` with the model's chat template and the "
+                        "project's tool parser (default: %(default)s)")  # fmt: skip
+    p.add_argument(
+        "--dry-run", action="store_true", help="with --engine vllm: print the command, run nothing"
+    )
     p.add_argument("--device", default="auto", help="cpu | cuda | auto (default: %(default)s)")
     p.add_argument("--dtype", default="auto", help="float32 | bfloat16 | auto (default: %(default)s)")
     return p
@@ -95,6 +102,55 @@ def load(args: argparse.Namespace):
     return engine, opts
 
 
+def vllm_command(args: argparse.Namespace, workdir: Path) -> list[str]:
+    """`vllm serve` for the model, with its chat template (written to `workdir`) and the ReAct tool parser."""
+    from agentune.core.artifacts import recorded_template, recorded_tool_result
+    from agentune.core.errors import StageError
+    from agentune.protocol import react
+    from agentune.protocol.chat_template import chat_template, xtuner_template
+    from agentune.protocol.templates import get_template
+    from agentune.serve import vllm_tool_parser
+
+    model_dir = Path(args.model)
+    if args.adapter:
+        raise StageError(
+            "--engine vllm serves merged weights: run export (models/merged), or use --engine local"
+        )
+    if not (model_dir / "config.json").is_file():
+        raise StageError(f"--model {model_dir}: no config.json there; give a model folder (HF format)")
+    template = get_template(args.template or recorded_template(model_dir) or "chatml")
+    style = react.ToolResultStyle.load(recorded_tool_result(model_dir))
+    jinja = workdir / "agentune_chat_template.jinja"
+    jinja.write_text(chat_template(xtuner_template(template), template.bos, style), encoding="utf-8")
+    return ["vllm", "serve", str(model_dir), "--host", args.host, "--port", str(args.port),
+            "--served-model-name", args.name, "--chat-template", str(jinja), "--enable-auto-tool-choice",
+            "--tool-parser-plugin", str(Path(vllm_tool_parser.__file__).resolve()),
+            "--tool-call-parser", vllm_tool_parser.NAME]  # fmt: skip
+
+
+def run_vllm(args: argparse.Namespace) -> int:
+    """`agentune serve --engine vllm`: run (or print) `vllm serve` for the model."""
+    import shlex
+    import shutil
+    import subprocess
+    import tempfile
+
+    workdir = Path(tempfile.mkdtemp(prefix="agentune-vllm-"))
+    cmd = vllm_command(args, workdir)
+    if args.dry_run:
+        print(shlex.join(cmd))
+        return 0
+    if shutil.which("vllm") is None:
+        print("agentune serve: error: `vllm` is not installed here; install vLLM on a GPU machine "
+              f"(pip install vllm), or run: {shlex.join(cmd)}", file=sys.stderr)  # fmt: skip
+        return 1
+    env = dict(os.environ)
+    if os.environ.get(args.api_key_env):  # vLLM reads its key from VLLM_API_KEY, never from argv
+        env["VLLM_API_KEY"] = os.environ[args.api_key_env]
+    log.info("running %s", shlex.join(cmd))
+    return subprocess.call(cmd, env=env)
+
+
 def main(argv: list[str] | None = None) -> int:
     """`agentune serve`: load the model and serve it until interrupted."""
     import uvicorn
@@ -104,6 +160,12 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.engine == "vllm":
+        try:
+            return run_vllm(args)
+        except StageError as exc:
+            print(f"agentune serve: error: {exc}", file=sys.stderr)
+            return 1
     try:
         engine, opts = load(args)
     except StageError as exc:
