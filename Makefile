@@ -42,8 +42,8 @@ test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src flows tests benchmarks scripts
-	$(BIN)/ruff format --check src flows tests benchmarks scripts
+	$(BIN)/ruff check src flows tests benchmarks scripts examples
+	$(BIN)/ruff format --check src flows tests benchmarks scripts examples
 
 # Re-create requirements.lock from what is installed (after a tested upgrade).
 lock:

@@ -163,3 +163,15 @@ def test_lagent_react_agent_through_the_openai_compatible_api(agent_url):
     assert out["calls"] == [[3, 4, "+"]]
     assert out["actions"][0][0] == "calculator" and out["actions"][0][1]
     assert out["response"].strip() == "7", json.dumps(out["steps"], indent=1)
+
+
+def test_the_writeup_example_script_runs_end_to_end(agent_url):
+    """examples/writeup_agents.py against a running server: both clients' loops run to their verdicts
+    (the scripted agent knows only 3 + 4, so neither answer is reached)."""
+    script = Path(__file__).resolve().parents[1] / "examples" / "writeup_agents.py"
+    proc = subprocess.run([sys.executable, str(script), "--url", agent_url, "--name", "internlm2-agentune",
+                           "--max-turns", "2"], capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "call: calculator(" in proc.stdout or "calculator" in proc.stdout
+    assert "calculator (221492.8): not reached" in proc.stdout
+    assert "flights (number, then price): not reached" in proc.stdout
