@@ -333,3 +333,42 @@ def test_system_turns_keep_their_place_and_lagent_results_follow_the_training_co
         assert out[0]["role"] == "system" and out[0]["content"].endswith("\nBe brief.")
         assert out[3] == style.message("7")
         assert out[5] == {"role": "system", "content": "Answer in French from now on."}
+
+
+def test_base_plus_adapter_serves_what_the_merged_model_serves(tiny_base, tmp_path):
+    """`--adapter`: the base with a LoRA adapter (PEFT, unmerged on disk) answers exactly as the same
+    adapter merged into the weights and served alone."""
+    import shutil
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(tiny_base)
+    lora = get_peft_model(
+        base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
+    adapter = tmp_path / "iter_1"
+    lora.save_pretrained(adapter)
+    merged = tmp_path / "merged"
+    shutil.copytree(tiny_base, merged)
+    lora.merge_and_unload().save_pretrained(merged, safe_serialization=True)
+
+    replies = []
+    for model, *extra in ((tiny_base, "--adapter", str(adapter)), (merged,), (tiny_base,)):
+        engine, opts = start(model, *extra, "--max-tokens", "12")
+        try:
+            with serving(engine, opts) as url:
+                replies.append(chat(url).json()["choices"][0]["message"]["content"])
+        finally:
+            engine.close()
+    with_adapter, merged_reply, plain = replies
+    assert with_adapter == merged_reply != plain
+
+
+def test_serve_refuses_a_folder_that_is_not_a_model(tmp_path):
+    from agentune.serve import main
+
+    assert main(["--model", str(tmp_path)]) == 1
+    assert main(["--model", str(tmp_path), "--engine", "vllm", "--dry-run"]) == 1
