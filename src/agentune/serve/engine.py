@@ -51,6 +51,17 @@ class Result:
     finish: str  # "stop" or "length"
 
 
+def _notify(job: Job, piece: str | None) -> None:
+    """Pass streamed text to the job's listener; a listener that is gone (a closed connection or event
+    loop) does not stop the batch."""
+    if job.on_text is None:
+        return
+    try:
+        job.on_text(piece)
+    except Exception:  # the client went away: its reply is still finished, then discarded
+        log.debug("stream listener gone", exc_info=True)
+
+
 class _Row:
     """A job while it decodes: its tokens, text, plan state and sampler."""
 
@@ -116,7 +127,7 @@ class _Row:
             hold = max((len(s) - 1 for s in self.job.stop_strings), default=0)
             end = min(end, len(self.text) - hold)
         if end > self.sent:
-            self.job.on_text(self.text[self.sent : end])
+            _notify(self.job, self.text[self.sent : end])
             self.sent = end
 
     def result(self) -> Result:
@@ -206,13 +217,11 @@ class Engine:
             except Exception as exc:  # every waiting request gets the error, the worker goes on
                 log.exception("batch of %d failed", len(batch))
                 for job in batch:
-                    if job.on_text:
-                        job.on_text(None)
+                    _notify(job, None)
                     job.future.set_exception(exc)
                 continue
             for job, res in zip(batch, results, strict=True):
-                if job.on_text:
-                    job.on_text(None)
+                _notify(job, None)
                 job.future.set_result(res)
 
     def _generate(self, batch: list[Job]) -> list[Result]:
