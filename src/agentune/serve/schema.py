@@ -12,11 +12,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
-class _Strictish(BaseModel):
+class _Body(BaseModel):
+    """A part of the request body: unknown fields are accepted and ignored, as OpenAI clients send many."""
+
     model_config = ConfigDict(extra="allow")
 
 
-class TextPart(_Strictish):
+class TextPart(_Body):
     type: Literal["text"]
     text: str
 
@@ -24,45 +26,45 @@ class TextPart(_Strictish):
 Text = str | list[TextPart]
 
 
-class FunctionSpec(_Strictish):
+class FunctionSpec(_Body):
     name: str = Field(min_length=1)
     description: str | None = None
     parameters: dict[str, Any] | None = None
 
 
-class ToolSpec(_Strictish):
+class ToolSpec(_Body):
     type: Literal["function"] = "function"
     function: FunctionSpec
 
 
-class FunctionCall(_Strictish):
+class FunctionCall(_Body):
     name: str
     arguments: str = "{}"
 
 
-class ToolCall(_Strictish):
+class ToolCall(_Body):
     id: str
     type: Literal["function"] = "function"
     function: FunctionCall
 
 
-class SystemMessage(_Strictish):
+class SystemMessage(_Body):
     role: Literal["system", "developer"]
     content: Text
 
 
-class UserMessage(_Strictish):
+class UserMessage(_Body):
     role: Literal["user"]
     content: Text
 
 
-class AssistantMessage(_Strictish):
+class AssistantMessage(_Body):
     role: Literal["assistant"]
     content: Text | None = None
     tool_calls: list[ToolCall] | None = None
 
 
-class ToolMessage(_Strictish):
+class ToolMessage(_Body):
     role: Literal["tool"]
     content: Text
     tool_call_id: str
@@ -71,20 +73,20 @@ class ToolMessage(_Strictish):
 Message = Annotated[SystemMessage | UserMessage | AssistantMessage | ToolMessage, Field(discriminator="role")]
 
 
-class NamedFunction(_Strictish):
+class NamedFunction(_Body):
     name: str
 
 
-class NamedToolChoice(_Strictish):
+class NamedToolChoice(_Body):
     type: Literal["function"] = "function"
     function: NamedFunction
 
 
-class StreamOptions(_Strictish):
+class StreamOptions(_Body):
     include_usage: bool = False
 
 
-class ChatRequest(_Strictish):
+class ChatRequest(_Body):
     """POST /v1/chat/completions."""
 
     model: str
