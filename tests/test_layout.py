@@ -85,9 +85,11 @@ def test_stages_import_shared_packages_never_each_other():
             other = top_package(target)
             if own in STAGES and other in STAGES and other != own:
                 problems.append(f"stage {own}: {module} imports stage {other} ({target})")
+            if own in STAGES and (other == "serve" or target == f"{PACKAGE}.cli"):
+                problems.append(f"stage {own}: {module} imports the command {target}")
             if own in SHARED and other != own and other not in SHARED_MAY_IMPORT[own]:
                 problems.append(f"shared {own}: {module} imports {target}")
-            if own in SHARED and other is None:  # agentune.cli, agentune.serve, agentune itself
+            if own in SHARED and other is None:  # agentune.cli, agentune itself
                 if target != PACKAGE:
                     problems.append(f"shared {own}: {module} imports the command module {target}")
     assert not problems, "\n".join(problems)
