@@ -76,3 +76,41 @@ def test_without_shared_prefix_and_single_row(model_and_prompts):
     assert got == [reference(model, p, 6, [10**6]) for p in varied]
     assert one == got[:1]
     assert greedy_generate(model, [], [1], 0, 5) == []
+
+
+def test_a_kept_prefix_is_reused_and_changes_nothing(model_and_prompts):
+    """`decode(keep=PrefixCache())`: a later call starts from the kept keys and values (the shared tool
+    prompt, the previous turn's prompt) and computes what a fresh forward pass computes: the same
+    next-token logits (to float tolerance) and the same greedy tokens."""
+    import torch
+
+    from agentune.inference.decoding import PrefixCache, decode
+
+    model, prompts = model_and_prompts
+    keep = PrefixCache()
+
+    def run(seqs: list[list[int]]) -> list[list[int]]:
+        out = [[] for _ in seqs]
+
+        def pick(rows, logits):
+            if not out[rows[0]]:  # the first step: compare with a full forward of each prompt
+                for r, row_logits in zip(rows, logits, strict=True):
+                    full = model(input_ids=torch.tensor([seqs[r]])).logits[0, -1]
+                    assert torch.allclose(row_logits, full, atol=1e-4), (r, (row_logits - full).abs().max())
+            toks = logits.argmax(dim=-1).tolist()
+            for r, t in zip(rows, toks, strict=True):
+                out[r].append(t)
+            return toks, [len(out[r]) >= 8 for r in rows]
+
+        with torch.inference_mode():
+            decode(model, seqs, pick, pad_id=0, max_new_tokens=8, keep=keep)
+        return out
+
+    first = run(prompts[:1])
+    assert keep.reused == 0 and first == [reference(model, prompts[0], 8, [10**6])]
+    assert run(prompts[:1]) == first and keep.reused == len(prompts[0]) - 1  # the same prompt again
+    longer = prompts[0] + first[0] + prompts[1][-20:]  # the next turn extends the previous prompt
+    assert run([longer]) == [reference(model, longer, 8, [10**6])] and keep.reused == len(prompts[0]) - 1
+    batch = run(prompts[1:])  # a batch: its shared prefix starts from the kept one
+    assert keep.reused == common_prefix_len(prompts)
+    assert batch == [reference(model, p, 8, [10**6]) for p in prompts[1:]]

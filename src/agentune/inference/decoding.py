@@ -108,6 +108,37 @@ def _preallocated_cache(capacity: int):
     return PreallocatedCache()
 
 
+class PrefixCache:
+    """The keys and values of the last prefix a `decode` computed, to start the next one from.
+
+    Consecutive requests of one agent share their tool prompt, and each turn's prompt extends the
+    previous one: the next call recomputes only the tokens after the longest prefix it shares with
+    what is kept. One prefix is kept (the latest); per layer, its keys and values for one row.
+    """
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.keys: list = []
+        self.values: list = []
+        self.reused = 0  # tokens taken from the cache by the last call (for tests and benchmarks)
+
+    def load_into(self, cache, prefix: Sequence[int]) -> int:
+        """Write the longest kept prefix of `prefix` into the empty `cache`; how many tokens it has."""
+        n = common_prefix_len([self.ids, prefix]) if self.ids else 0
+        for layer, (k, v) in enumerate(zip(self.keys, self.values, strict=True)):
+            if n:
+                cache.update(k[:, :, :n], v[:, :, :n], layer)
+        self.reused = n
+        return n
+
+    def save_from(self, cache, prefix: Sequence[int]) -> None:
+        """Keep `cache`'s keys and values of `prefix` (the cache holds exactly that prefix, one row)."""
+        n = len(prefix)
+        self.ids = list(prefix)
+        self.keys = [k[:, :, :n].clone() for k in cache.key_cache]
+        self.values = [v[:, :, :n].clone() for v in cache.value_cache]
+
+
 def _last_logits_only(model) -> dict[str, int]:
     """The forward kwarg that limits the LM head to the last position, where the model has one."""
     import inspect
@@ -160,28 +191,36 @@ def decode(
     max_new_tokens: int,
     device: str = "cpu",
     min_shared_prefix: int = 8,
+    keep: PrefixCache | None = None,
 ) -> None:
     """Run `seqs` as one batch, asking `pick` for every row's next token until each row is finished
-    (`pick` says so) or has `max_new_tokens` tokens. Call under `torch.inference_mode()`."""
+    (`pick` says so) or has `max_new_tokens` tokens. Call under `torch.inference_mode()`.
+
+    With `keep`, the batch's shared prefix (for a single row: its prompt but the last token) starts
+    from what `keep` holds of it and is kept there for the next call."""
     if not seqs or max_new_tokens <= 0:
         return
     with _gqa_attention(model):
-        _decode(model, seqs, pick, pad_id, max_new_tokens, device, min_shared_prefix)
+        _decode(model, seqs, pick, pad_id, max_new_tokens, device, min_shared_prefix, keep)
 
 
-def _decode(model, seqs, pick, pad_id, max_new_tokens, device, min_shared_prefix) -> None:
+def _decode(model, seqs, pick, pad_id, max_new_tokens, device, min_shared_prefix, keep) -> None:
     import torch
 
     n_rows = len(seqs)
     last_only = _last_logits_only(model)
     cache = _preallocated_cache(max(len(s) for s in seqs) + max_new_tokens)
     # At least one token of every row must go through the suffix pass (it yields the row's logits).
-    shared = min(common_prefix_len(seqs), min(len(s) for s in seqs) - 1) if n_rows > 1 else 0
+    shared = min(common_prefix_len(seqs), min(len(s) for s in seqs) - 1) if n_rows > 1 or keep else 0
     if shared < min_shared_prefix:
         shared = 0
     if shared:
-        prefix = torch.tensor([list(seqs[0][:shared])], dtype=torch.long, device=device)
-        model(input_ids=prefix, past_key_values=cache, use_cache=True, **last_only)
+        reused = keep.load_into(cache, seqs[0][:shared]) if keep else 0
+        if reused < shared:
+            prefix = torch.tensor([list(seqs[0][reused:shared])], dtype=torch.long, device=device)
+            model(input_ids=prefix, past_key_values=cache, use_cache=True, **last_only)
+        if keep:
+            keep.save_from(cache, seqs[0][:shared])
         cache.batch_repeat_interleave(n_rows)
 
     width = max(len(s) for s in seqs) - shared

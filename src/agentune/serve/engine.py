@@ -7,6 +7,8 @@ project's decoder (`inference.decoding.decode`: KV cache, shared-prefix prefill,
 the batch). Each row has its own sampling (greedy at temperature 0, else temperature / top-p with its
 own seeded generator), token limit, stop strings and `tool_choice` plan (`constrain`). Requests that
 arrive while a batch runs wait for the next one; a full waiting queue refuses new requests at once.
+The keys and values of the last batch's prompt prefix are kept (`decoding.PrefixCache`): an agent's
+next request, which repeats the tool prompt and the conversation so far, computes only what is new.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentune.inference.decoding import decode
+from agentune.inference.decoding import PrefixCache, decode
 from agentune.serve.constrain import PlanState, Segment
 from agentune.serve.schema import RequestError
 
@@ -147,6 +149,7 @@ class Engine:
         self.lock = threading.Lock()  # a fast tokenizer must not be used by two threads at once
         self.newline_ids = self.encode_text("\n")[-1:]
         self._has_newline: dict[int, bool] = {}
+        self.prefix = PrefixCache()  # the last prompt prefix's keys and values, reused by the next batch
         self.queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_queue)
         self.batches = 0  # batches run (for the benchmark and tests)
         self.thread = threading.Thread(target=self._run, name="agentune-engine", daemon=True)
@@ -246,5 +249,6 @@ class Engine:
                 self.backend.pad_id,
                 max(job.max_new_tokens for job in batch),
                 self.backend.device,
+                keep=self.prefix,
             )
         return [row.result() for row in rows]
