@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-window-ms", type=float, default=20.0,
                    help="how long the first request of a batch waits for others (default: %(default)s)")  # fmt: skip
+    p.add_argument("--no-prefix-cache", action="store_true",
+                   help="recompute every prompt in full (by default the last prompt prefix's keys and values "
+                        "are kept and reused)")  # fmt: skip
     p.add_argument("--max-tokens", type=int, default=256,
                    help="reply length when a request sets no max_tokens (default: %(default)s)")  # fmt: skip
     p.add_argument("--temperature", type=float, default=0.0,
@@ -89,7 +92,9 @@ def load(args: argparse.Namespace):
                            device=args.device, dtype=args.dtype)  # fmt: skip
     if adapter:
         backend.use_adapter(adapter.name, adapter)  # merged into the weights while it serves
-    engine = Engine(backend, args.max_batch, args.max_queue, args.batch_window_ms / 1000)
+    engine = Engine(
+        backend, args.max_batch, args.max_queue, args.batch_window_ms / 1000, not args.no_prefix_cache
+    )
     opts = ServeOptions(
         model_name=args.name,
         style=style,

@@ -139,7 +139,14 @@ class _Row:
 class Engine:
     """Owns the model (a `LocalBackend`); `submit` a Job, await its future."""
 
-    def __init__(self, backend, max_batch: int = 8, max_queue: int = 64, batch_window_s: float = 0.02):
+    def __init__(
+        self,
+        backend,
+        max_batch: int = 8,
+        max_queue: int = 64,
+        batch_window_s: float = 0.02,
+        prefix_cache: bool = True,
+    ):
         self.backend = backend
         self.tokenizer, self.model = backend.tokenizer, backend.model
         self.max_batch, self.batch_window_s = max_batch, batch_window_s
@@ -149,7 +156,8 @@ class Engine:
         self.lock = threading.Lock()  # a fast tokenizer must not be used by two threads at once
         self.newline_ids = self.encode_text("\n")[-1:]
         self._has_newline: dict[int, bool] = {}
-        self.prefix = PrefixCache()  # the last prompt prefix's keys and values, reused by the next batch
+        # the last prompt prefix's keys and values, reused by the next batch
+        self.prefix: PrefixCache | None = PrefixCache() if prefix_cache else None
         self.queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_queue)
         self.batches = 0  # batches run (for the benchmark and tests)
         self.thread = threading.Thread(target=self._run, name="agentune-engine", daemon=True)
