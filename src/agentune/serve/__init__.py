@@ -67,15 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load(args: argparse.Namespace):
-    """(engine, options) for the parsed arguments: the model loaded, its provenance read."""
+def resolve_model(args: argparse.Namespace):
+    """(model folder, adapter folder or None, chat template, tool-result style): the folders checked,
+    the template and the tool-result convention read from the model's provenance."""
     from agentune.core.artifacts import recorded_template, recorded_tool_result
     from agentune.core.errors import StageError
-    from agentune.inference.generation import LocalBackend
     from agentune.protocol import react
     from agentune.protocol.templates import get_template
-    from agentune.serve.app import ServeOptions
-    from agentune.serve.engine import Engine
 
     model_dir = Path(args.model)
     if not (model_dir / "config.json").is_file():
@@ -87,7 +85,16 @@ def load(args: argparse.Namespace):
     template = get_template(
         args.template or recorded_template(provenance) or recorded_template(model_dir) or "chatml"
     )
-    style = react.ToolResultStyle.load(recorded_tool_result(provenance))
+    return model_dir, adapter, template, react.ToolResultStyle.load(recorded_tool_result(provenance))
+
+
+def load(args: argparse.Namespace):
+    """(engine, options) for the parsed arguments: the model loaded, its provenance read."""
+    from agentune.inference.generation import LocalBackend
+    from agentune.serve.app import ServeOptions
+    from agentune.serve.engine import Engine
+
+    model_dir, adapter, template, style = resolve_model(args)
     backend = LocalBackend(model_dir, template, batch_size=args.max_batch, max_new_tokens=args.max_tokens,
                            device=args.device, dtype=args.dtype)  # fmt: skip
     if adapter:
@@ -109,22 +116,15 @@ def load(args: argparse.Namespace):
 
 def vllm_command(args: argparse.Namespace, workdir: Path) -> list[str]:
     """`vllm serve` for the model, with its chat template (written to `workdir`) and the ReAct tool parser."""
-    from agentune.core.artifacts import recorded_template, recorded_tool_result
     from agentune.core.errors import StageError
-    from agentune.protocol import react
     from agentune.protocol.chat_template import chat_template, xtuner_template
-    from agentune.protocol.templates import get_template
     from agentune.serve import vllm_tool_parser
 
-    model_dir = Path(args.model)
     if args.adapter:
         raise StageError(
             "--engine vllm serves merged weights: run export (models/merged), or use --engine local"
         )
-    if not (model_dir / "config.json").is_file():
-        raise StageError(f"--model {model_dir}: no config.json there; give a model folder (HF format)")
-    template = get_template(args.template or recorded_template(model_dir) or "chatml")
-    style = react.ToolResultStyle.load(recorded_tool_result(model_dir))
+    model_dir, _, template, style = resolve_model(args)
     jinja = workdir / "agentune_chat_template.jinja"
     jinja.write_text(chat_template(xtuner_template(template), template.bos, style), encoding="utf-8")
     return ["vllm", "serve", str(model_dir), "--host", args.host, "--port", str(args.port),

@@ -73,6 +73,8 @@ class _Row:
         self.job, self.engine = job, engine
         self.tokens: list[int] = []
         self.text, self.sent, self.finish = "", 0, "length"
+        # the text is needed while decoding only to find stop strings or to stream it
+        self.live_text = bool(job.stop_strings) or job.on_text is not None
         self.plan = PlanState(job.plan, engine.newline_ids, engine.has_newline) if job.plan else None
         self.generator = torch.Generator().manual_seed(job.seed) if job.seed is not None else None
 
@@ -107,12 +109,13 @@ class _Row:
             self.finish = "stop"
             self._flush()
             return tok, True
-        self.text = self.engine.detokenize(self.tokens)
-        for s in self.job.stop_strings:
-            if s in self.text:
-                self.text, self.finish = self.text[: self.text.index(s)], "stop"
-                self._flush()
-                return tok, True
+        if self.live_text:
+            self.text = self.engine.detokenize(self.tokens)
+            for s in self.job.stop_strings:
+                if s in self.text:
+                    self.text, self.finish = self.text[: self.text.index(s)], "stop"
+                    self._flush()
+                    return tok, True
         done = len(self.tokens) >= self.job.max_new_tokens
         self._flush(final=done)
         return tok, done
@@ -133,7 +136,8 @@ class _Row:
             self.sent = end
 
     def result(self) -> Result:
-        return Result(self.text, len(self.job.ids), len(self.tokens), self.finish)
+        text = self.text if self.live_text else self.engine.detokenize(self.tokens)
+        return Result(text, len(self.job.ids), len(self.tokens), self.finish)
 
 
 class Engine:

@@ -49,11 +49,9 @@ class StreamState:
         cut = text.find(f"\n{react.ACTION}")
         if cut < 0 and text.startswith(react.ACTION):
             cut = 0
-        if cut < 0 or react.FINAL in text:
-            end = len(text) - _partial_keyword(text)
-            if react.FINAL in text:
-                end = len(text)
-            piece, self.sent = text[self.sent : max(end, self.sent)], max(end, self.sent)
+        if cut < 0 or react.FINAL in text:  # text (so far) that is not a call: stream it
+            end = max(len(text) if react.FINAL in text else len(text) - _partial_keyword(text), self.sent)
+            piece, self.sent = text[self.sent : end], end
             return {"content": piece} if piece else None
         if react.ACTION_INPUT not in text[cut:]:
             return None
