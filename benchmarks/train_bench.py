@@ -8,11 +8,7 @@ from metrics and the trainer's peak RSS; then, as the baseline measured here, a 
 forward/backward/AdamW loop on the same model, LoRA settings and sequence length. Prints both and the
 ratio xtuner / plain (1.0 = no overhead). The first step of each is warm-up and not counted.
 
-GPU (only when CUDA is present): Llama-3-8B-shaped random weights (no download), packed 4096-token
-sequences, bf16 LoRA (r 64, all linear layers) and 4-bit nf4 QLoRA, reporting tokens/s/GPU and MFU
-with FLOPs/token = 4N (LoRA: forward 2N + activation-gradient backward 2N; no weight gradients for the
-frozen base) + causal attention 6 * layers * seq * hidden (forward + both-operand backward), against the
-GPU's dense bf16 peak (`--peak-tflops`, default 989 = H100 SXM).
+GPU: `benchmarks/gpu_bench.py` (the real profile's QLoRA step on a Llama-3-8B-shaped model).
 """
 
 from __future__ import annotations
@@ -110,86 +106,6 @@ def bench_plain(args: argparse.Namespace) -> dict:
     }
 
 
-def bench_gpu(args: argparse.Namespace) -> None:
-    """Llama-3-8B-shaped LoRA and QLoRA throughput on one CUDA GPU (random weights)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig, LlamaConfig
-
-    cfg = LlamaConfig(
-        vocab_size=128256,
-        hidden_size=4096,
-        intermediate_size=14336,
-        num_hidden_layers=32,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        max_position_embeddings=8192,
-        rope_theta=500000.0,
-        torch_dtype="bfloat16",
-    )
-    seq = args.gpu_seq
-    n_params = None
-    for variant in ("lora_bf16", "qlora_nf4"):
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-        with tempfile.TemporaryDirectory() as d:
-            if variant == "lora_bf16":
-                with torch.device("cuda"):
-                    model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.bfloat16)
-            else:
-                # 4-bit weights need a checkpoint to quantize while loading: save the random model once.
-                src = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.bfloat16)
-                src.save_pretrained(d, safe_serialization=True)
-                del src
-                model = AutoModelForCausalLM.from_pretrained(
-                    d,
-                    torch_dtype=torch.bfloat16,
-                    device_map={"": 0},
-                    quantization_config=BitsAndBytesConfig(
-                        load_in_4bit=True,
-                        bnb_4bit_quant_type="nf4",
-                        bnb_4bit_use_double_quant=True,
-                        bnb_4bit_compute_dtype=torch.bfloat16,
-                    ),
-                )
-        n_params = n_params or sum(p.numel() for p in model.parameters())
-        model.gradient_checkpointing_enable()
-        model.enable_input_require_grads()
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                r=64,
-                lora_alpha=16,
-                lora_dropout=0.1,
-                target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-            ),
-        )
-        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-        ids = torch.randint(0, cfg.vocab_size, (1, seq), device="cuda")
-        times = []
-        for _ in range(args.gpu_iters):
-            torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            model(input_ids=ids, labels=ids).loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            torch.cuda.synchronize()
-            times.append(time.perf_counter() - t0)
-        step = sum(times[2:]) / len(times[2:])
-        tps = seq / step
-        n = 8.03e9  # Llama-3-8B parameter count (the FLOP model's N)
-        # causal attention forward: QK^T and AV = 2 * 2 * seq * hidden / 2 per layer and token; its
-        # backward needs both operands' gradients (2x forward): 6 * layers * seq * hidden in all.
-        flops_per_token = 4 * n + 6 * cfg.num_hidden_layers * seq * cfg.hidden_size
-        mfu = tps * flops_per_token / (args.peak_tflops * 1e12)
-        print(
-            f"gpu {variant}: seq {seq}, {tps:,.0f} tokens/s/GPU, MFU {mfu:.1%} "
-            f"(activation checkpointing on; peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB)"
-        )
-        del model, opt
-    print(f"(model parameters counted: {n_params / 1e9:.2f} B)")
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--iters", type=int, default=6)
@@ -197,34 +113,23 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--base", default="models/base")
     p.add_argument("--dataset", default="data/converted")
-    p.add_argument("--gpu-seq", type=int, default=4096)
-    p.add_argument("--gpu-iters", type=int, default=8)
-    p.add_argument("--peak-tflops", type=float, default=989.0)
-    p.add_argument("--skip-cpu", action="store_true")
     args = p.parse_args()
 
-    import torch
-
-    if not args.skip_cpu:
-        with tempfile.TemporaryDirectory() as d:
-            xt = bench_xtuner(args, Path(d))
-        plain = bench_plain(args)
-        print(
-            f"embedded default, CPU, {args.threads} threads, {args.max_length} tokens/step, {args.iters} steps:"
-        )
-        print(
-            f"  xtuner (agentune train): {xt['tokens_per_s']:.0f} tokens/s, trainer peak RSS "
-            f"{xt['peak_rss_gib']:.2f} GiB, stage wall {xt['stage_wall_s']:.0f} s"
-        )
-        print(
-            f"  plain PEFT LoRA (baseline, same process): {plain['tokens_per_s']:.0f} tokens/s, "
-            f"peak RSS {plain['peak_rss_gib']:.2f} GiB"
-        )
-        print(f"  ratio xtuner / plain tokens/s: {xt['tokens_per_s'] / plain['tokens_per_s']:.2f}")
-    if torch.cuda.is_available():
-        bench_gpu(args)
-    else:
-        print("no CUDA device: GPU benchmark (Llama-3-8B-shaped LoRA / QLoRA, packed 4096) not run")
+    with tempfile.TemporaryDirectory() as d:
+        xt = bench_xtuner(args, Path(d))
+    plain = bench_plain(args)
+    print(
+        f"embedded default, CPU, {args.threads} threads, {args.max_length} tokens/step, {args.iters} steps:"
+    )
+    print(
+        f"  xtuner (agentune train): {xt['tokens_per_s']:.0f} tokens/s, trainer peak RSS "
+        f"{xt['peak_rss_gib']:.2f} GiB, stage wall {xt['stage_wall_s']:.0f} s"
+    )
+    print(
+        f"  plain PEFT LoRA (baseline, same process): {plain['tokens_per_s']:.0f} tokens/s, "
+        f"peak RSS {plain['peak_rss_gib']:.2f} GiB"
+    )
+    print(f"  ratio xtuner / plain tokens/s: {xt['tokens_per_s'] / plain['tokens_per_s']:.2f}")
 
 
 if __name__ == "__main__":
