@@ -39,22 +39,31 @@ class ModelUnderTest:
     kind: Literal["base", "checkpoint", "merged"]
     iteration: int
     dir: Path | None  # adapter or merged folder; None for the base and an endpoint
+    stands_for: Path | None = None  # merged: the adapter it was merged from (evaluated once, as merged)
 
 
 def discover_models(cfg: Config) -> list[ModelUnderTest]:
-    """Models to evaluate in order: base (iteration 0), adapters by iteration, merged."""
+    """Models to evaluate in order: base (iteration 0), adapters by iteration, merged.
+
+    Each set of weights is evaluated once: the adapter the merged model was merged from is not run
+    again; the merged model stands for it (export's tests prove merged == base + adapter)."""
     models = []
     if "base" in cfg.models:
         models.append(ModelUnderTest("base", "base", 0, None))
-    last_iter = 0
-    if "checkpoints" in cfg.models:
-        adapters = list_adapters(cfg.adapters)
-        models += [ModelUnderTest(a.name, "checkpoint", a.iteration, a.path) for a in adapters]
-        last_iter = max((a.iteration for a in adapters), default=0)
+    adapters = list_adapters(cfg.adapters) if "checkpoints" in cfg.models else []
+    record = (
+        MergedRecord.read_if_present(cfg.merged) if "merged" in cfg.models and cfg.merged.is_dir() else None
+    )
+    merged_from = next((a for a in adapters if record and a.name == record.checkpoint), None)
+    models += [
+        ModelUnderTest(a.name, "checkpoint", a.iteration, a.path) for a in adapters if a is not merged_from
+    ]
     if "merged" in cfg.models and cfg.merged.is_dir():
-        record = MergedRecord.read_if_present(cfg.merged)
+        last_iter = max((a.iteration for a in adapters), default=0)
         it = record.iteration if record is not None and record.iteration else last_iter
-        models.append(ModelUnderTest("merged", "merged", it, cfg.merged))
+        models.append(ModelUnderTest("merged", "merged", it, cfg.merged, merged_from and merged_from.path))
+        if merged_from:
+            log.info("%s is the merged model's checkpoint: evaluated once, as merged", merged_from.name)
     return models
 
 
@@ -65,11 +74,13 @@ def load_suites(cfg: Config):
 
     samples = []
     if "heldout" in cfg.suites:
-        samples += eval_suites.load_heldout(cfg.heldout, cfg.heldout_n)
+        samples += eval_suites.load_heldout(cfg.heldout, cfg.heldout_n, cfg.split)
     if "bfcl" in cfg.suites:
         wheel = fetch_wheel(cfg.bfcl.version, cfg.bfcl.sha256, cfg.bfcl.cache_dir)
         samples += eval_suites.load_bfcl(
-            wheel, {"simple_python": cfg.bfcl.simple_python_n, "irrelevance": cfg.bfcl.irrelevance_n}
+            wheel,
+            {"simple_python": cfg.bfcl.simple_python_n, "irrelevance": cfg.bfcl.irrelevance_n},
+            cfg.split,
         )
     scenarios = eval_suites.reference_scenarios() if "scenarios" in cfg.suites else []
     return samples, scenarios
@@ -160,6 +171,8 @@ def evaluate_models(cfg: Config, models: list[ModelUnderTest], samples, scenario
             "tokens_per_s": round(tokens / seconds, 2) if seconds else 0.0,
             "mean_gen_tokens": round(tokens / len(gen_recs), 2) if gen_recs else 0.0,
         }  # fmt: skip
+        if m.stands_for:
+            results[m.name]["stands_for"] = str(m.stands_for)
         per_sample[m.name] = records
         log.info("%s: %.1fs, %s", m.name, seconds, {s: a.get("format_valid") for s, a in suites.items()})
     return results, per_sample
@@ -179,7 +192,7 @@ def check_budget(cfg: Config, samples: list, tokenizer_dir: Path) -> None:
         return
     pool = [s for s in samples if s.suite != "heldout"]
     if "heldout" in cfg.suites:
-        pool += eval_suites.load_heldout(cfg.heldout, n=10**9)  # every reference turn
+        pool += eval_suites.load_heldout(cfg.heldout, 10**9, cfg.split)  # every reference turn
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     over = eval_suites.over_budget(pool, lambda t: len(tok(t, add_special_tokens=False)["input_ids"]),
                                    cfg.max_new_tokens)  # fmt: skip

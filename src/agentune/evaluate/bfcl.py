@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,9 +104,12 @@ def pick(records: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
     return [records[int(i * step)] for i in range(n)]
 
 
-def load_category(wheel: Path, category: str, n: int) -> list[dict[str, Any]]:
-    """`n` questions of a BFCL category, each with its converted tools and (if any) ground truth."""
-    questions = read_jsonl_member(wheel, f"{DATA}/BFCL_v4_{category}.json")
+def load_category(
+    wheel: Path, category: str, n: int, keep: Callable[[str], bool] = lambda _id: True
+) -> list[dict[str, Any]]:
+    """`n` questions of a BFCL category (of those whose id `keep` accepts), each with its converted
+    tools and (if any) ground truth."""
+    questions = [q for q in read_jsonl_member(wheel, f"{DATA}/BFCL_v4_{category}.json") if keep(q["id"])]
     answers: dict[str, Any] = {}
     if category != "irrelevance":
         for rec in read_jsonl_member(wheel, f"{DATA}/possible_answer/BFCL_v4_{category}.json"):

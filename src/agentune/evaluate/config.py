@@ -70,6 +70,9 @@ class Config(StrictModel):
     suites: list[Literal["heldout", "scenarios", "bfcl"]] = list(SUITES)
     # suites run on the intermediate checkpoints (base and merged always run all of `suites`)
     checkpoint_suites: list[Literal["heldout", "scenarios", "bfcl"]] = ["heldout", "scenarios"]
+    # all | dev (2/5) | test (3/5): disjoint parts of the held-out records and of each BFCL category, by
+    # sha256 of the record / question id (choose settings on dev, report on test)
+    split: Literal["all", "dev", "test"] = "all"
     heldout_n: int = Field(24, ge=1)
     scenario_max_turns: int = Field(8, ge=1)
     max_new_tokens: int = Field(160, ge=1)

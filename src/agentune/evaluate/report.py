@@ -130,8 +130,8 @@ def plot_charts(report_dir: Path, results: dict[str, Any], headline: list[str]) 
             (line,) = ax.plot(*zip(*points, strict=True), marker="o", label=m)
             color = line.get_color()
         if merged_v is not None:
-            # Suites run on base and merged only (bfcl by default) get a dashed base -> merged segment.
-            segment = (points if len(points) == 1 else []) + [(merged["iteration"], merged_v)]
+            # dashed from the last point drawn (base, or the last checkpoint evaluated apart) to merged
+            segment = points[-1:] + [(merged["iteration"], merged_v)]
             ax.plot(*zip(*segment, strict=True), linestyle="--", color=color, label=None if points else m)
             ax.plot(
                 [merged["iteration"]], [merged_v], marker="*", markersize=12, linestyle="none", color=color

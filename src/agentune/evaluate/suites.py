@@ -7,6 +7,7 @@ expected, verdicts}`. `heldout` and `bfcl` are one prompt per sample; `scenarios
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -56,8 +57,16 @@ def record(sample_id: str, suite: str, step: int, gen, exp: Expected, extra: dic
 # ---- heldout ------------------------------------------------------------------------------------
 
 
-def load_heldout(path: str | Path, n: int) -> list[Sample]:
-    """One sample per assistant turn of the held-out records (evenly spread selection of `n`)."""
+def in_split(key: str, split: str) -> bool:
+    """Whether the record or question `key` belongs to `split`: `all`, or `dev` (2/5) / `test` (3/5),
+    disjoint by sha256(key) and fixed whatever the sample sizes (choose settings on dev, report on test)."""
+    if split == "all":
+        return True
+    return (hashlib.sha256(key.encode("utf-8")).digest()[0] % 5 < 2) == (split == "dev")
+
+
+def load_heldout(path: str | Path, n: int, split: str = "all") -> list[Sample]:
+    """One sample per assistant turn of the held-out records of `split` (evenly spread selection of `n`)."""
     path = Path(path)
     if not path.is_file():
         raise StageError(f"{path}: held-out file missing; run `agentune convert` first")
@@ -78,6 +87,8 @@ def load_heldout(path: str | Path, n: int) -> list[Sample]:
             raise StageError(
                 f"{path}:{lineno}: not a held-out record {{id, conversation: [{{role, content}}]}}: {exc}"
             ) from None
+        if not in_split(rid, split):
+            continue
         system = next((m["content"] for m in conv if m["role"] == "system"), "")
         tools = react.tools_from_system(system)
         specs = {t["name"]: t for t in tools or []}
@@ -102,13 +113,13 @@ def load_heldout(path: str | Path, n: int) -> list[Sample]:
 # ---- BFCL ---------------------------------------------------------------------------------------
 
 
-def load_bfcl(wheel: Path, categories: dict[str, int]) -> list[Sample]:
-    """BFCL questions rendered into the protocol; simple_* expect the ground-truth call."""
+def load_bfcl(wheel: Path, categories: dict[str, int], split: str = "all") -> list[Sample]:
+    """BFCL questions of `split` rendered into the protocol; simple_* expect the ground-truth call."""
     samples = []
     for category, n in categories.items():
         if n <= 0:
             continue
-        for q in load_category(wheel, category, n):
+        for q in load_category(wheel, category, n, lambda qid: in_split(qid, split)):
             tools = q["tools"]
             msgs = [m for m in q["messages"] if m["role"] != "system"]
             sys_extra = "\n".join(m["content"] for m in q["messages"] if m["role"] == "system")

@@ -198,7 +198,8 @@ def _register(client, cfg, results, model_dirs, child_ids) -> None:
             tags={"iteration": str(results["merged"]["iteration"])},
         )  # fmt: skip
         client.set_registered_model_alias(cfg.registered_model, "latest_merged", mv.version)
-    ckpts = [n for n, r in results.items() if r["kind"] == "checkpoint"]
+    # the merged model's result stands for the adapter it was merged from (not evaluated twice)
+    ckpts = [n for n, r in results.items() if r["kind"] == "checkpoint" or r.get("stands_for")]
     if not ckpts:
         return
     name = f"{cfg.registered_model}-checkpoints"
@@ -206,8 +207,9 @@ def _register(client, cfg, results, model_dirs, child_ids) -> None:
     suite, metric = cfg.champion_metric.split("/", 1)
     best, best_v = None, None
     for n in ckpts:
+        source = results[n].get("stands_for") or model_dirs[n]
         mv = client.create_model_version(
-            name, source=Path(model_dirs[n]).resolve().as_uri(), run_id=child_ids[n],
+            name, source=Path(source).resolve().as_uri(), run_id=child_ids[n],
             tags={"iteration": str(results[n]["iteration"])},
         )  # fmt: skip
         v = results[n]["suites"].get(suite, {}).get(metric)
