@@ -196,6 +196,41 @@ def test_stage_logs_to_mlflow_with_lineage_registry_and_champion(evaluated):
     assert merged.source.endswith("models/merged") and merged.run_id == info["child_run_ids"]["merged"]
 
 
+def test_each_set_of_weights_is_evaluated_once(workspace, tiny_base, tmp_path):
+    """The adapter the merged model was merged from is not run again: merged stands for it in the
+    results, the curve and the checkpoint registry (export's tests prove merged == base + adapter)."""
+    import os
+    import shutil
+
+    import mlflow
+    from mlflow import MlflowClient
+
+    root = tmp_path / "ws"
+    shutil.copytree(workspace, root, ignore=shutil.ignore_patterns("mlflow.db", "mlruns", "reports", "eval.json", "eval_curve.tsv"))
+    (root / "models/merged/agentune_merged.json").write_text(
+        json.dumps({"iteration": 6, "checkpoint": "iter_6"})
+    )
+    cfg = stage_config(root, tiny_base, models=["checkpoints", "merged"], suites=["heldout"])
+    assert [(m.name, m.stands_for) for m in evaluate.discover_models(cfg)] == [
+        ("iter_3", None),
+        ("merged", root / "models/adapters/iter_6"),
+    ]
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        evaluate.run(cfg)
+    finally:
+        os.chdir(cwd)
+    doc = json.loads((root / "metrics/eval.json").read_text())
+    assert list(doc["models"]) == ["iter_3", "merged"] and doc["models"]["merged"]["iteration"] == 6
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    versions = MlflowClient().search_model_versions("name = 'agentune-merged-checkpoints'")
+    info = json.loads((root / "reports/mlflow_run.json").read_text())
+    by_iter = {v.tags["iteration"]: v for v in versions}
+    assert by_iter["6"].source.endswith("models/adapters/iter_6")
+    assert by_iter["6"].run_id == info["child_run_ids"]["merged"]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -177,21 +177,50 @@ def test_multi_step_records_feed_results_back():
     assert {"calculator", "get_flight_number", "get_ticket_price"} <= names
 
 
+def _declined_tool(final_answer: str, capability: dict[str, str]) -> str:
+    """The catalogue tool a "Sorry, I can't <capability> ..." answer declines."""
+    return capability[final_answer.removeprefix("Sorry, I can't ").split(" with the tools")[0]]
+
+
 def test_negatives_offer_no_fitting_tool_and_answer_without_a_call():
+    """Near misses offer tools of the request's own group (never the one it needs, never the calculator
+    or a web search, which could serve it after all); the others offer tools of other groups only."""
     capability = {g(random.Random(0)).capability: n for n, g in sample_data.GENERATORS.items()}
-    irrelevant = 0
-    for rec in records("toolbench_negative.jsonl", 200):
+    kinds = Counter()
+    for rec in records("toolbench_negative.jsonl", 300):
         conv = rec["conversation"]
         reply = react.parse_reply(conv[-1]["content"])
         assert reply.kind == "final" and len(conv) == 3
-        tools = [original(t) for t in offered_specs(conv[0]["content"])]
+        tools = {original(t) for t in offered_specs(conv[0]["content"])}
         assert "search_web" not in tools
-        if reply.final_answer.startswith("Sorry, I can't "):
-            irrelevant += 1
-            cap = reply.final_answer.removeprefix("Sorry, I can't ").split(" with the tools")[0]
-            group = sample_data.GROUPS[sample_data._GROUP_OF[capability[cap]]]
-            assert not set(group) & set(tools), (cap, tools)
-    assert 80 < irrelevant < 200
+        if not reply.final_answer.startswith("Sorry, I can't "):
+            kinds["no_tool"] += 1
+            continue
+        needed = _declined_tool(reply.final_answer, capability)
+        group = set(sample_data.GROUPS[sample_data._GROUP_OF[needed]])
+        assert needed not in tools, (needed, tools)
+        kinds["near" if tools <= group else "unrelated"] += 1
+        assert tools <= group - {"calculator"} or not tools & group, (needed, tools)
+    assert kinds["near"] > 100 and kinds["unrelated"] > 30 and kinds["no_tool"] > 50, kinds
+
+
+def test_sessions_share_one_tool_list_across_calls_declines_and_chat():
+    kinds = Counter()
+    capability = {g(random.Random(0)).capability: n for n, g in sample_data.GENERATORS.items()}
+    for i in range(60):
+        conv = sample_data.rec_session(random.Random(i))
+        check_react({"id": f"s{i}", "conversation": conv})
+        offered_names = {t["name"] for t in offered_specs(conv[0]["content"])}
+        replies = [react.parse_reply(m["content"]) for m in conv if m["role"] == "assistant"]
+        assert sum(r.kind == "call" for r in replies) >= 2
+        for r in replies:
+            if r.kind == "call":
+                assert r.action in offered_names
+            elif r.final_answer.startswith("Sorry, I can't "):
+                kinds["decline"] += 1
+                assert _declined_tool(r.final_answer, capability) not in offered_names
+            kinds[r.kind] += 1
+    assert kinds["decline"] > 10 and kinds["call"] > 120, kinds
 
 
 def test_tool_lists_and_values_vary():

@@ -151,6 +151,23 @@ def test_heldout_samples_from_reference_turns(tmp_path):
     assert over and over[0][1] == longest and over[0][0] in {s.id for s in samples}
 
 
+def test_dev_and_test_splits_are_disjoint_and_cover_everything(tmp_path):
+    from conftest import tool_conversation
+
+    from agentune.evaluate.suites import in_split
+
+    keys = [f"rec_{i}" for i in range(2000)]
+    dev = {k for k in keys if in_split(k, "dev")}
+    test = {k for k in keys if in_split(k, "test")}
+    assert not dev & test and dev | test == set(keys) and all(in_split(k, "all") for k in keys)
+    assert 0.35 < len(dev) / len(keys) < 0.45
+    path = tmp_path / "heldout.jsonl"
+    path.write_text("".join(json.dumps(tool_conversation(i)) + "\n" for i in range(40)))
+    ids = {s: {x.id.split("#")[0] for x in load_heldout(path, 1000, s)} for s in ("all", "dev", "test")}
+    assert ids["dev"] and ids["test"] and not ids["dev"] & ids["test"]  # a record's turns stay together
+    assert ids["dev"] | ids["test"] == ids["all"] and all(in_split(i, "dev") for i in ids["dev"])
+
+
 def test_tool_schemas_render_in_one_key_order():
     """BFCL's key order (required first, type last) and the sample's render the same line; params keep order."""
     bfcl_style = {

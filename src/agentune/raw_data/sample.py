@@ -1239,37 +1239,100 @@ def rec_two_tasks(r: random.Random) -> list[dict[str, Any]]:
     return msgs
 
 
+def _decline(task: Task, tools: list[dict[str, Any]], r: random.Random) -> dict[str, Any]:
+    """The Final Answer of a request no offered tool can serve."""
+    names = ", ".join(t["name"] for t in tools)
+    return _msg(
+        "assistant",
+        react.format_final(
+            r.choice(_NO_TOOL_THOUGHTS).format(cap=task.capability),
+            f"Sorry, I can't {task.capability} with the tools I have ({names}), so I cannot answer this request.",
+        ),
+    )
+
+
+def rec_session(r: random.Random) -> list[dict[str, Any]]:
+    """One tool list, three or four requests in a row: calls answered from their results, requests of a
+    neighbouring tool that is not offered (declined), and small talk (answered directly). Many decisions
+    share one system prompt, the costliest part of a record to train on."""
+    offered = r.sample(TOOL_NAMES, r.choice((1, 2, 2, 3)))
+    tools = [spec(n) for n in offered]
+    near = [
+        t for n in offered for t in GROUPS[_GROUP_OF[n]] if t not in offered and t not in _NEAR_MISS_EXCLUDED
+    ]
+    msgs = [_msg("system", react.render_system(tools))]
+    kinds = ["call", "call"] + r.choices(("call", "decline", "chat"), weights=(40, 35, 25), k=r.randint(1, 2))
+    r.shuffle(kinds)
+    for kind in kinds:
+        if kind == "call":
+            task = GENERATORS[r.choice(offered)](r)
+            turns, result = _call_turns(r, task)
+            msgs += [_msg("user", task.question), *turns, _final(task, result, r)]
+        elif kind == "decline" and near:
+            task = GENERATORS[r.choice(near)](r)
+            msgs += [_msg("user", task.question), _decline(task, tools, r)]
+        else:
+            q, answer = r.choice(SMALL_TALK)
+            msgs += [
+                _msg("user", q),
+                _msg("assistant", react.format_final("I can answer this directly.", answer)),
+            ]
+    return msgs
+
+
+#: Shares of the multi-step kinds in agent_instruct_react.jsonl.
+MULTI_MIX: dict[str, float] = {"calc": 35, "flight": 25, "two": 40, "session": 0}
+
+
 def rec_react_multi(r: random.Random) -> list[dict[str, Any]]:
-    kind = r.choices(("calc", "flight", "two"), weights=(35, 25, 40))[0]
+    kind = r.choices(tuple(MULTI_MIX), weights=tuple(MULTI_MIX.values()))[0]
     if kind == "calc":
         while (msgs := rec_calc_chain(r)) is None:
             pass
         return msgs
+    if kind == "session":
+        return rec_session(r)
     return rec_flight_price(r) if kind == "flight" else rec_two_tasks(r)
 
 
+#: Kinds of negative record and their shares: `near` offers tools of the request's own domain that still
+#: cannot serve it (how BFCL irrelevance is built: a plausible tool whose parameters the question could
+#: fill), `unrelated` offers tools of other domains, `no_tool` is small talk that needs no tool.
+NEGATIVE_MIX: dict[str, float] = {"near": 0.5, "unrelated": 0.2, "no_tool": 0.3}
+
+#: Never offered as a near miss: tools that could serve other requests of their group after all
+#: (arithmetic computes a BMI or an interest; a web search answers any question).
+_NEAR_MISS_EXCLUDED = ("calculator", "search_web")
+
+
+def _near_miss_tools(r: random.Random, task: Task) -> list[dict[str, Any]]:
+    """One to three tools of the request's own group that cannot serve it (other groups fill a small one)."""
+    siblings = [t for t in GROUPS[_GROUP_OF[task.tool]] if t != task.tool and t not in _NEAR_MISS_EXCLUDED]
+    k = r.choices((1, 2, 3), weights=(60, 30, 10))[0]
+    names = r.sample(siblings, min(k, len(siblings)))
+    r.shuffle(names)
+    return [spec(n) for n in names]
+
+
 def rec_negative(r: random.Random) -> list[dict[str, Any]]:
-    if r.random() < 0.65:  # a real request, but no offered tool can serve it
+    kind = r.choices(tuple(NEGATIVE_MIX), weights=tuple(NEGATIVE_MIX.values()))[0]
+    if kind in ("near", "unrelated"):  # a real request, but no offered tool can serve it
         task = GENERATORS[r.choice(TOOL_NAMES)](r)
-        exclude = GROUPS[_GROUP_OF[task.tool]] + ("search_web",)
-        tools = _toolset(r, [], exclude)
-        thought = r.choice(_NO_TOOL_THOUGHTS).format(cap=task.capability)
-        names = ", ".join(t["name"] for t in tools)
-        answer = (
-            f"Sorry, I can't {task.capability} with the tools I have ({names}), "
-            "so I cannot answer this request."
-        )
-        q = task.question
-    else:  # small talk or general knowledge: no tool is needed
-        q, answer = r.choice(SMALL_TALK)
-        tools = _toolset(r, [], ("search_web",))
-        thought = r.choice(
-            (
-                "No tool is needed for this.",
-                "I can answer this directly.",
-                "This does not need any of the tools.",
-            )
-        )
+        if kind == "near":
+            tools = _near_miss_tools(r, task)
+        else:
+            tools = _toolset(r, [], GROUPS[_GROUP_OF[task.tool]] + ("search_web",))
+        return [
+            _msg("system", react.render_system(tools)),
+            _msg("user", task.question),
+            _decline(task, tools, r),
+        ]
+    # small talk or general knowledge: no tool is needed
+    q, answer = r.choice(SMALL_TALK)
+    tools = _toolset(r, [], ("search_web",))
+    thought = r.choice(
+        ("No tool is needed for this.", "I can answer this directly.", "This does not need any of the tools.")
+    )
     return [
         _msg("system", react.render_system(tools)),
         _msg("user", q),
