@@ -27,8 +27,8 @@ $(STAMP): requirements.lock pyproject.toml
 
 demo: $(STAMP)
 	@test -d .git || { echo "make demo: run it inside the git clone (DVC needs the repo)"; exit 2; }
-	dvc repro
-	@cat reports/eval.md 2>/dev/null | sed -n '1,40p' || true
+	@start=$$(date +%s); dvc repro && \
+	  $(BIN)/python scripts/demo_summary.py --seconds $$(( $$(date +%s) - start ))
 
 # Test-only clients (openai, AutoGen, lagent): pinned, --no-deps, never part of the runtime lock.
 # lagent goes to its own folder (it needs griffe<1; the runtime has griffe 2): see requirements-test-lagent.txt.

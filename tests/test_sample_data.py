@@ -312,3 +312,30 @@ def test_the_evaluation_reference_requests_are_never_generated():
             assert not sample_data.is_reserved(rec["conversation"])
             hits += any("InternLM2" in m["content"] for m in rec["conversation"] if m["role"] == "user")
     assert hits > 0  # the paper itself is still asked about, in other words
+
+
+def test_spoken_values_are_converted_in_the_call(monkeypatch):
+    """ "2 million", "5%" and "[3, 4]" in a request become 2000000, 0.05 and a JSON list in the call."""
+    monkeypatch.setattr(sample_data, "SPOKEN_SHARE", 1.0)
+    seen = Counter()
+    for i in range(200):
+        r = random.Random(i)
+        for gen in (
+            sample_data.t_interest,
+            sample_data.t_currency,
+            sample_data.t_average,
+            sample_data.t_sort,
+        ):
+            task = gen(r)
+            amount = task.args.get("principal", task.args.get("amount"))
+            if " million " in task.question:
+                seen["million"] += 1
+                assert amount >= 1_000_000 and f"{amount / 1e6:g} million" in task.question
+            if "%" in task.question:
+                seen["percent"] += 1
+                assert f"{task.args['rate'] * 100:g}%" in task.question and task.args["rate"] < 1
+            if "[" in task.question:
+                seen["list"] += 1
+                assert json.dumps(task.args["numbers"]).replace('"', "") in task.question
+            execute(task.tool, task.args)
+    assert seen["million"] > 10 and seen["percent"] > 100 and seen["list"] > 100, seen

@@ -239,6 +239,31 @@ def _pick(r: random.Random, *phrasings: str) -> str:
     return r.choice(phrasings)
 
 
+#: Share of requests that write a value the way people do ("2.5 million", "5%", "[3, 4, 5]") where the
+#: argument must be the plain number or list: the call converts, it does not copy the words.
+SPOKEN_SHARE = 0.0
+
+
+def _say_amount(r: random.Random, x: int | float) -> str:
+    """`x` as written in a request: plain, with thousands separators, or in thousands / millions."""
+    if r.random() >= SPOKEN_SHARE or not isinstance(x, int) or x < 1000:
+        return str(x)
+    for unit, word in ((1_000_000, "million"), (1_000, "thousand")):
+        if x % (unit // 10) == 0 and x >= unit:
+            return f"{x / unit:g} {word}"
+    return f"{x:,}"
+
+
+def _say_rate(r: random.Random, rate: float) -> str:
+    """A fraction such as 0.05 as written in a request: 0.05 or 5%."""
+    return f"{rate * 100:g}%" if r.random() < SPOKEN_SHARE else str(rate)
+
+
+def _say_list(r: random.Random, xs: list) -> str:
+    """A list as written in a request: comma-separated or in brackets."""
+    return f"[{_fmt(xs)}]" if r.random() < SPOKEN_SHARE else _fmt(xs)
+
+
 # ---- one generator per tool ----------------------------------------------------------------------
 
 
@@ -348,13 +373,14 @@ def t_weather(r: random.Random) -> Task:
 
 
 def t_currency(r: random.Random) -> Task:
-    amt = _amount(r)
+    amt = r.choice((_amount(r), _amount(r), r.choice((25_000, 300_000, 1_200_000, 4_000_000))))
     f, t = r.sample(CURRENCIES, 2)
+    said = _say_amount(r, amt)
     q = _pick(
         r,
-        f"Convert {amt} {f} to {t}.",
-        f"How much is {amt} {f} in {t}?",
-        f"I have {amt} {f}. What is that in {t}?",
+        f"Convert {said} {f} to {t}.",
+        f"How much is {said} {f} in {t}?",
+        f"I have {said} {f}. What is that in {t}?",
     )
     return Task(
         "convert_currency",
@@ -539,7 +565,7 @@ def t_bmi(r: random.Random) -> Task:
 
 def t_interest(r: random.Random) -> Task:
     p, rate, y = (
-        r.choice((1000, 2500, 5000, 10000, r.randint(100, 50000))),
+        r.choice((1000, 2500, 5000, 10000, 2_000_000, 1_500_000, r.randint(100, 50000))),
         r.choice((0.02, 0.03, 0.05, 0.07)),
         r.randint(1, 30),
     )
@@ -548,7 +574,7 @@ def t_interest(r: random.Random) -> Task:
     tail = f", compounded {n} times a year" if n else ""
     if n:
         args["compounds_per_year"] = n
-    q = f"What will {p} dollars grow to at a {rate} annual rate over {y} years{tail}?"
+    q = f"What will {_say_amount(r, p)} dollars grow to at a {_say_rate(r, rate)} annual rate over {y} years{tail}?"
     return Task(
         "finance.compound_interest",
         q,
@@ -579,7 +605,7 @@ def t_sort(r: random.Random) -> Task:
     if desc:
         args["descending"] = True
     order = "from largest to smallest" if desc else "in ascending order"
-    q = f"Sort these numbers {order}: {_fmt(nums)}."
+    q = f"Sort these numbers {order}: {_say_list(r, nums)}."
     return Task(
         "sort_numbers",
         q,
@@ -803,14 +829,12 @@ def t_quadratic(r: random.Random) -> Task:
 def t_average(r: random.Random) -> Task:
     nums = [r.randint(0, 100) for _ in range(r.randint(3, 6))]
     if r.random() < 0.3:
-        q = _pick(
-            r, f"What is the median of {_fmt(nums)}?", f"Find the median of these numbers: {_fmt(nums)}."
-        )
+        said = _say_list(r, nums)
+        q = _pick(r, f"What is the median of {said}?", f"Find the median of these numbers: {said}.")
         args, what = {"numbers": nums, "kind": "median"}, "median"
     else:
-        q = _pick(
-            r, f"What is the average of {_fmt(nums)}?", f"Compute the mean of these numbers: {_fmt(nums)}."
-        )
+        said = _say_list(r, nums)
+        q = _pick(r, f"What is the average of {said}?", f"Compute the mean of these numbers: {said}.")
         args, what = {"numbers": nums}, "mean"
     return Task(
         "statistics.average",
