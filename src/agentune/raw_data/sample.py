@@ -1047,10 +1047,11 @@ SMALL_TALK: tuple[tuple[str, str], ...] = (
     ("What is the opposite of ancient?", "The opposite of ancient is modern."),
 )
 
+#: A decline's Thought reads the offered tools' names back before saying none of them fits.
 _NO_TOOL_THOUGHTS = (
-    "None of the available tools can {cap}, so I will answer directly.",
-    "The tools offered cannot {cap}. I should not call any of them.",
-    "No tool here can {cap}; I will tell the user.",
+    "The user wants to {cap}; none of my tools ({names}) can do that, so I will answer directly.",
+    "The user wants to {cap}; {names} cannot do that, so I should not call any tool.",
+    "The user wants to {cap}; no tool I have ({names}) does that. I will tell the user.",
 )
 
 
@@ -1074,10 +1075,17 @@ def _toolset(r: random.Random, needed: list[str], exclude: tuple[str, ...] = ())
     return [spec(n) for n in names]
 
 
+def _call_thought(task: Task) -> str:
+    """A first call's Thought: what the request needs, the offered tool that does it, then the plan.
+    A decline starts the same way and names the tools that cannot (`_NO_TOOL_THOUGHTS`), so the choice
+    between calling and declining is made after the need is written out."""
+    return f"The user wants to {task.capability}; {task.tool} can do that. {task.thought}"
+
+
 def _call_turns(r: random.Random, task: Task) -> tuple[list[dict[str, Any]], Any]:
     result = execute(task.tool, task.args)
     return [
-        _msg("assistant", react.format_call(task.thought, task.tool, task.args)),
+        _msg("assistant", react.format_call(_call_thought(task), task.tool, task.args)),
         _msg("user", react.format_response(result)),
     ], result
 
@@ -1103,7 +1111,7 @@ def rec_j1s1(r: random.Random) -> list[dict[str, Any]]:
     return [
         _msg("system", react.render_system(_toolset(r, [task.tool]))),
         _msg("user", task.question),
-        _msg("assistant", react.format_call(task.thought, task.tool, task.args)),
+        _msg("assistant", react.format_call(_call_thought(task), task.tool, task.args)),
     ]
 
 
@@ -1269,7 +1277,7 @@ def _decline(task: Task, tools: list[dict[str, Any]], r: random.Random) -> dict[
     return _msg(
         "assistant",
         react.format_final(
-            r.choice(_NO_TOOL_THOUGHTS).format(cap=task.capability),
+            r.choice(_NO_TOOL_THOUGHTS).format(cap=task.capability, names=names),
             f"Sorry, I can't {task.capability} with the tools I have ({names}), so I cannot answer this request.",
         ),
     )
