@@ -69,7 +69,7 @@ class Config(StrictModel):
     models: list[Literal["base", "checkpoints", "merged"]] = ["base", "checkpoints", "merged"]
     suites: list[Literal["heldout", "scenarios", "bfcl"]] = list(SUITES)
     # suites run on the intermediate checkpoints (base and merged always run all of `suites`)
-    checkpoint_suites: list[Literal["heldout", "scenarios", "bfcl"]] = ["heldout", "scenarios"]
+    checkpoint_suites: list[Literal["heldout", "scenarios", "bfcl"]] = ["heldout"]
     # all | dev (2/5) | test (3/5): disjoint parts of the held-out records and of each BFCL category, by
     # sha256 of the record / question id (choose settings on dev, report on test)
     split: Literal["all", "dev", "test"] = "all"

@@ -40,12 +40,12 @@ FILES: dict[str, str] = {
 #: Share of records per file. The protocol kinds dominate; the chat (tflan) kinds stay a minority
 #: (in the real release they are the majority, but here they only teach answering, not calling).
 DEFAULT_MIX: dict[str, float] = {
-    "agent_instruct_react.jsonl": 0.22,
+    "agent_instruct_react.jsonl": 0.19,
     "agent_instruct_tflan.jsonl": 0.04,
-    "toolbench_instruct_j1s1_3k.jsonl": 0.26,
-    "toolbench_negative.jsonl": 0.13,
-    "toolbench_react_10p.jsonl": 0.27,
-    "toolbench_tflan_60p_r10r5u7.jsonl": 0.05,
+    "toolbench_instruct_j1s1_3k.jsonl": 0.22,
+    "toolbench_negative.jsonl": 0.25,
+    "toolbench_react_10p.jsonl": 0.24,
+    "toolbench_tflan_60p_r10r5u7.jsonl": 0.03,
     "toolbench_tflan_cot_30p.jsonl": 0.03,
 }
 
@@ -1313,7 +1313,7 @@ def rec_session(r: random.Random) -> list[dict[str, Any]]:
 
 
 #: Shares of the multi-step kinds in agent_instruct_react.jsonl.
-MULTI_MIX: dict[str, float] = {"calc": 35, "flight": 25, "two": 40, "session": 0}
+MULTI_MIX: dict[str, float] = {"calc": 30, "flight": 20, "two": 15, "session": 35}
 
 
 def rec_react_multi(r: random.Random) -> list[dict[str, Any]]:

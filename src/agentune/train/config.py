@@ -103,7 +103,7 @@ class Config(StrictModel):
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     warmup_start_factor: float = Field(1e-5, gt=0, le=1)
 
-    save_steps: int = Field(40, ge=1)
+    save_steps: int = Field(60, ge=1)
     keep: int = Field(-1, ge=-1)  # checkpoints kept; -1 = all
     save_optimizer: bool = True  # needed to resume
     log_interval: int = Field(1, ge=1)
