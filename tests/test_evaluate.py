@@ -206,7 +206,11 @@ def test_each_set_of_weights_is_evaluated_once(workspace, tiny_base, tmp_path):
     from mlflow import MlflowClient
 
     root = tmp_path / "ws"
-    shutil.copytree(workspace, root, ignore=shutil.ignore_patterns("mlflow.db", "mlruns", "reports", "eval.json", "eval_curve.tsv"))
+    shutil.copytree(
+        workspace,
+        root,
+        ignore=shutil.ignore_patterns("mlflow.db", "mlruns", "reports", "eval.json", "eval_curve.tsv"),
+    )
     (root / "models/merged/agentune_merged.json").write_text(
         json.dumps({"iteration": 6, "checkpoint": "iter_6"})
     )
