@@ -51,14 +51,13 @@ def discover_models(cfg: Config) -> list[ModelUnderTest]:
     if "base" in cfg.models:
         models.append(ModelUnderTest("base", "base", 0, None))
     adapters = list_adapters(cfg.adapters) if "checkpoints" in cfg.models else []
-    record = (
-        MergedRecord.read_if_present(cfg.merged) if "merged" in cfg.models and cfg.merged.is_dir() else None
-    )
+    has_merged = "merged" in cfg.models and cfg.merged.is_dir()
+    record = MergedRecord.read_if_present(cfg.merged) if has_merged else None
     merged_from = next((a for a in adapters if record and a.name == record.checkpoint), None)
     models += [
         ModelUnderTest(a.name, "checkpoint", a.iteration, a.path) for a in adapters if a is not merged_from
     ]
-    if "merged" in cfg.models and cfg.merged.is_dir():
+    if has_merged:
         last_iter = max((a.iteration for a in adapters), default=0)
         it = record.iteration if record is not None and record.iteration else last_iter
         models.append(ModelUnderTest("merged", "merged", it, cfg.merged, merged_from and merged_from.path))

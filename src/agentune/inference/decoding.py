@@ -125,8 +125,8 @@ class PrefixCache:
     def load_into(self, cache, prefix: Sequence[int]) -> int:
         """Write the longest kept prefix of `prefix` into the empty `cache`; how many tokens it has."""
         n = common_prefix_len([self.ids, prefix]) if self.ids else 0
-        for layer, (k, v) in enumerate(zip(self.keys, self.values, strict=True)):
-            if n:
+        if n:
+            for layer, (k, v) in enumerate(zip(self.keys, self.values, strict=True)):
                 cache.update(k[:, :, :n], v[:, :, :n], layer)
         self.reused = n
         return n

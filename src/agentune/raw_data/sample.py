@@ -1338,7 +1338,8 @@ _NEAR_MISS_EXCLUDED = ("calculator", "search_web")
 
 
 def _near_miss_tools(r: random.Random, task: Task) -> list[dict[str, Any]]:
-    """One to three tools of the request's own group that cannot serve it (other groups fill a small one)."""
+    """One to three tools of the request's own group that cannot serve it (every group has three or more
+    such tools)."""
     siblings = [t for t in GROUPS[_GROUP_OF[task.tool]] if t != task.tool and t not in _NEAR_MISS_EXCLUDED]
     k = r.choices((1, 2, 3), weights=(60, 30, 10))[0]
     names = r.sample(siblings, min(k, len(siblings)))
