@@ -7,6 +7,10 @@ params (SmolLM2-135M from models/base, data/converted) into a temp dir and reads
 from metrics and the trainer's peak RSS; then, as the baseline measured here, a plain PEFT LoRA
 forward/backward/AdamW loop on the same model, LoRA settings and sequence length. Prints both and the
 ratio xtuner / plain (1.0 = no overhead). The first step of each is warm-up and not counted.
+The plain loop runs twice with the loss on the last `--label-share` of each sequence (the assistant
+turns; the rest is prompt): transformers' causal-LM loss (logits at every position) and
+`agentune.train.sft.label_positions_loss` (logits where a label is, what `agentune train` uses), and
+prints their ratio.
 
 GPU: `benchmarks/gpu_bench.py` (the real profile's QLoRA step on a Llama-3-8B-shaped model).
 """
@@ -67,13 +71,15 @@ def bench_xtuner(args: argparse.Namespace, tmp: Path) -> dict:
     }
 
 
-def bench_plain(args: argparse.Namespace) -> dict:
-    """Baseline: plain PEFT LoRA on the same model and sequence length, in this process."""
+def bench_plain(args: argparse.Namespace, label_positions: bool) -> dict:
+    """Baseline: plain PEFT LoRA on the same model and sequence length, in this process; the loss
+    from transformers (every position's logits) or at the labelled positions only."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     from agentune.core.artifacts import base_model_path as model_path
+    from agentune.train.sft import IGNORE_INDEX, label_positions_loss
 
     torch.set_num_threads(args.threads)
     params = yaml.safe_load((REPO / "params.yaml").read_text())["train"]
@@ -91,10 +97,16 @@ def bench_plain(args: argparse.Namespace) -> dict:
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(0, model.config.vocab_size, (1, args.max_length), generator=gen)
+    labels = ids.clone()
+    labels[:, : round(args.max_length * (1 - args.label_share))] = IGNORE_INDEX
+    data = {"input_ids": ids, "labels": labels}
     times = []
     for _ in range(args.iters):
         t0 = time.perf_counter()
-        loss = model(input_ids=ids, labels=ids).loss
+        if label_positions:
+            loss = label_positions_loss(model.get_base_model(), data)
+        else:
+            loss = model(**data).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -111,13 +123,17 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=6)
     p.add_argument("--max-length", type=int, default=512)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--label-share", type=float, default=0.25, help="share of positions with a loss (plain loop)"
+    )
     p.add_argument("--base", default="models/base")
     p.add_argument("--dataset", default="data/converted")
     args = p.parse_args()
 
     with tempfile.TemporaryDirectory() as d:
         xt = bench_xtuner(args, Path(d))
-    plain = bench_plain(args)
+    plain = bench_plain(args, label_positions=False)
+    ours = bench_plain(args, label_positions=True)
     print(
         f"embedded default, CPU, {args.threads} threads, {args.max_length} tokens/step, {args.iters} steps:"
     )
@@ -130,6 +146,10 @@ def main() -> None:
         f"peak RSS {plain['peak_rss_gib']:.2f} GiB"
     )
     print(f"  ratio xtuner / plain tokens/s: {xt['tokens_per_s'] / plain['tokens_per_s']:.2f}")
+    print(
+        f"  plain, logits at the {args.label_share:.0%} labelled positions only: {ours['tokens_per_s']:.0f} "
+        f"tokens/s, ratio to every position's logits: {ours['tokens_per_s'] / plain['tokens_per_s']:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -204,6 +204,31 @@ def test_negatives_offer_no_fitting_tool_and_answer_without_a_call():
     assert kinds["near"] > 100 and kinds["unrelated"] > 30 and kinds["no_tool"] > 50, kinds
 
 
+def test_the_choice_to_call_or_decline_follows_the_need_and_the_tool_names():
+    """A first call says "<need>; <the tool> can do that" (the flight chains open with their plan
+    instead), a decline "<need>; <every offered tool> cannot do that": the same opening, and the
+    choice made right after the names."""
+    seen = Counter()
+    for name in ("toolbench_react_10p.jsonl", "toolbench_negative.jsonl", "agent_instruct_react.jsonl"):
+        for rec in records(name, 120):
+            conv = rec["conversation"]
+            names = ", ".join(offered(conv[0]["content"]))
+            for i, m in enumerate(conv):
+                if m["role"] != "assistant" or conv[i - 1]["role"] != "user":
+                    continue
+                if conv[i - 1]["content"].startswith("Response:"):
+                    continue  # a later step of the same request
+                reply = react.parse_reply(m["content"])
+                if reply.kind == "call" and reply.thought.startswith("The user wants to "):
+                    assert f"; {reply.action} can do that." in reply.thought, reply.thought
+                    seen["call"] += 1
+                elif reply.kind == "final" and reply.final_answer.startswith("Sorry, I can't "):
+                    assert reply.thought.startswith("The user wants to "), reply.thought
+                    assert f"; {names} cannot do that," in reply.thought, (reply.thought, names)
+                    seen["decline"] += 1
+    assert seen["call"] > 150 and seen["decline"] > 60, seen
+
+
 def test_sessions_share_one_tool_list_across_calls_declines_and_chat():
     kinds = Counter()
     capability = {g(random.Random(0)).capability: n for n, g in sample_data.GENERATORS.items()}

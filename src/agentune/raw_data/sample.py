@@ -241,7 +241,7 @@ def _pick(r: random.Random, *phrasings: str) -> str:
 
 #: Share of requests that write a value the way people do ("2.5 million", "5%", "[3, 4, 5]") where the
 #: argument must be the plain number or list: the call converts, it does not copy the words.
-SPOKEN_SHARE = 0.0
+SPOKEN_SHARE = 0.3
 
 
 def _say_amount(r: random.Random, x: int | float) -> str:
@@ -1047,12 +1047,10 @@ SMALL_TALK: tuple[tuple[str, str], ...] = (
     ("What is the opposite of ancient?", "The opposite of ancient is modern."),
 )
 
-#: A decline's Thought reads the offered tools' names back before saying none of them fits.
-_NO_TOOL_THOUGHTS = (
-    "The user wants to {cap}; none of my tools ({names}) can do that, so I will answer directly.",
-    "The user wants to {cap}; {names} cannot do that, so I should not call any tool.",
-    "The user wants to {cap}; no tool I have ({names}) does that. I will tell the user.",
-)
+#: A decline's Thought (one phrasing, drawn like the others): the offered tools' names, then "cannot",
+#: where a call's Thought has the tool's name, then "can" (`_call_thought`). Three phrasings, two of
+#: them opening with "none"/"no tool", declined less selectively on the dev split (RESULTS.md, e4 -> e7).
+_NO_TOOL_THOUGHTS = ("The user wants to {cap}; {names} cannot do that, so I will answer directly.",)
 
 
 # ---- record builders -------------------------------------------------------------------------------
@@ -1175,7 +1173,12 @@ def rec_calc_chain(r: random.Random) -> list[dict[str, Any]] | None:
     )
     msgs = [_msg("system", react.render_system(_toolset(r, ["calculator"]))), _msg("user", q)]
     for i, (a, b, op, res) in enumerate(steps):
-        thought = f"{'First' if i == 0 else 'Next'} I compute {a} {op} {b}."
+        thought = f"Next I compute {a} {op} {b}."
+        if i == 0:  # need first, as every first call; a need of its own, not a single sum's "do arithmetic"
+            thought = (
+                "The user wants to evaluate an expression step by step; calculator can do that. "
+                f"First I compute {a} {op} {b}."
+            )
         msgs += [
             _msg("assistant", react.format_call(thought, "calculator", {"a": a, "b": b, "operator": op})),
             _msg("user", react.format_response(res)),
