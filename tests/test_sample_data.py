@@ -205,8 +205,8 @@ def test_negatives_offer_no_fitting_tool_and_answer_without_a_call():
 
 
 def test_the_choice_to_call_or_decline_follows_the_need_and_the_tool_names():
-    """A first call says "<need>; <the tool> can do that" (the flight chains open with their plan
-    instead), a decline "<need>; <every offered tool> cannot do that": the same opening, and the
+    """Every request's first call says "<need>; <the tool> can do that" (single calls, chains, flights,
+    sessions), a decline "<need>; <every offered tool> cannot do that": the same opening, and the
     choice made right after the names."""
     seen = Counter()
     for name in ("toolbench_react_10p.jsonl", "toolbench_negative.jsonl", "agent_instruct_react.jsonl"):
@@ -219,7 +219,8 @@ def test_the_choice_to_call_or_decline_follows_the_need_and_the_tool_names():
                 if conv[i - 1]["content"].startswith("Response:"):
                     continue  # a later step of the same request
                 reply = react.parse_reply(m["content"])
-                if reply.kind == "call" and reply.thought.startswith("The user wants to "):
+                if reply.kind == "call":
+                    assert reply.thought.startswith("The user wants to "), reply.thought
                     assert f"; {reply.action} can do that." in reply.thought, reply.thought
                     seen["call"] += 1
                 elif reply.kind == "final" and reply.final_answer.startswith("Sorry, I can't "):

@@ -1192,18 +1192,25 @@ def rec_flight_price(r: random.Random) -> list[dict[str, Any]]:
     dep, dst = r.sample(CITIES, 2)
     iso, said = _date(r)
     tools = _toolset(r, ["get_flight_number", "get_ticket_price"])
-    fn = execute("get_flight_number", {"departure": dep, "destination": dst, "date": iso})
-    price = execute("get_ticket_price", {"flight_number": fn, "date": iso})
-    call_fn = react.format_call(
-        f"First I need the flight number from {dep} to {dst} on {iso}.",
-        "get_flight_number",
-        {"departure": dep, "destination": dst, "date": iso},
-    )
-    call_price = react.format_call(
-        f"Now I can get the price of {fn} on {iso}.", "get_ticket_price", {"flight_number": fn, "date": iso}
-    )
+    fn_args = {"departure": dep, "destination": dst, "date": iso}
+    fn = execute("get_flight_number", fn_args)
+    price_args = {"flight_number": fn, "date": iso}
+    price = execute("get_ticket_price", price_args)
+    step = f"the flight number from {dep} to {dst} on {iso}"
+    # every request opens with its need, as a single call's Thought does (`_call_thought`)
+    need_fn = "The user wants to look up flights; get_flight_number can do that."
+    need_price = "The user wants to look up ticket prices; get_ticket_price can do that."
     msgs = [_msg("system", react.render_system(tools))]
     if r.random() < 0.5:
+        call_fn = react.format_call(
+            f"The user wants to look up ticket prices, which needs the flight number; get_flight_number can "
+            f"do that. First I need {step}.",
+            "get_flight_number",
+            fn_args,
+        )
+        call_price = react.format_call(
+            f"Now I can get the price of {fn} on {iso}.", "get_ticket_price", price_args
+        )
         msgs += [
             _msg(
                 "user",
@@ -1220,6 +1227,10 @@ def rec_flight_price(r: random.Random) -> list[dict[str, Any]]:
             _msg("assistant", react.format_final("I have the price.", f"Flight {fn} costs {price} USD.")),
         ]
     else:
+        call_fn = react.format_call(f"{need_fn} I need {step}.", "get_flight_number", fn_args)
+        call_price = react.format_call(
+            f"{need_price} Now I can get the price of {fn} on {iso}.", "get_ticket_price", price_args
+        )
         msgs += [
             _msg("user", f"What is the flight number from {dep} to {dst} on {said}?"),
             _msg("assistant", call_fn),
