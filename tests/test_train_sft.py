@@ -6,7 +6,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
-from agentune.train.sft import IGNORE_INDEX, label_positions_loss
+from agentune.train.sft import IGNORE_INDEX, label_positions_loss, logits_are_the_head
 
 
 def _batch(vocab: int) -> dict[str, torch.Tensor]:
@@ -42,3 +42,16 @@ def test_label_positions_loss_equals_causal_lm_loss_and_gradients(tiny_base):
     # it is a different loss once one labelled position is dropped: the comparison can fail
     data["labels"][0, 30] = IGNORE_INDEX
     assert not torch.allclose(label_positions_loss(model.get_base_model(), data), reference, atol=1e-6)
+
+
+def test_models_whose_logits_are_more_than_the_head_keep_xtuners_loss(tiny_base):
+    model = AutoModelForCausalLM.from_pretrained(tiny_base, torch_dtype=torch.float32)
+    assert logits_are_the_head(model)
+    for key, value in (
+        ("final_logit_softcapping", 30.0),
+        ("logit_scale", 0.0625),
+        ("output_router_logits", True),
+    ):
+        setattr(model.config, key, value)
+        assert not logits_are_the_head(model), key
+        delattr(model.config, key)

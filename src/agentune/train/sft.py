@@ -10,8 +10,10 @@ tokens the full logits of one 8k-token sequence take 4 GiB in fp32.
 `LabelPositionsFinetune` runs the decoder, keeps the hidden states of the positions that predict a
 label, and applies the head and the cross-entropy to those rows only. The loss is the same mean over the
 same tokens as transformers' causal-LM loss (the test compares the two and their gradients), so training
-is unchanged but for the time and memory the discarded logits cost. Sequence parallelism, which splits
-the loss across ranks, and models without a separate `lm_head` keep xtuner's path.
+is unchanged but for the time and memory the discarded logits cost. xtuner's own path is kept where
+that would not hold: sequence parallelism (the loss is split across ranks) and models whose logits are
+more than `lm_head(hidden)` (Gemma-2's soft-capping, Cohere's logit scale, a mixture of experts' router
+loss, no `lm_head`).
 """
 
 from __future__ import annotations
@@ -39,11 +41,22 @@ def label_positions_loss(causal_lm: torch.nn.Module, data: dict[str, torch.Tenso
     return F.cross_entropy(logits, targets[keep])
 
 
+def logits_are_the_head(causal_lm: torch.nn.Module) -> bool:
+    """Whether the model's logits are `lm_head(hidden)` and its loss the cross-entropy alone."""
+    cfg = causal_lm.config
+    return (
+        hasattr(causal_lm, "lm_head")
+        and getattr(cfg, "final_logit_softcapping", None) is None
+        and getattr(cfg, "logit_scale", None) is None
+        and not getattr(cfg, "output_router_logits", False)
+    )
+
+
 class LabelPositionsFinetune(SupervisedFinetune):
     """`SupervisedFinetune` whose loss computes logits only at positions that have a label."""
 
     def compute_loss(self, data, data_samples=None):  # noqa: ANN001 - xtuner's signature
         causal_lm = self.llm.get_base_model() if self.use_lora else self.llm
-        if get_sequence_parallel_world_size() > 1 or not hasattr(causal_lm, "lm_head"):
+        if get_sequence_parallel_world_size() > 1 or not logits_are_the_head(causal_lm):
             return super().compute_loss(data, data_samples)
         return {"loss": label_positions_loss(causal_lm, data)}
