@@ -94,7 +94,7 @@ class Config(StrictModel):
     batch_size: int = Field(1, ge=1)
     accumulative_counts: int = Field(1, ge=1)
     dataloader_num_workers: int = Field(0, ge=0)
-    max_iters: int | None = Field(120, ge=1)  # exactly one of max_iters / max_epochs
+    max_iters: int | None = Field(200, ge=1)  # exactly one of max_iters / max_epochs
     max_epochs: int | float | None = Field(None, gt=0)
     lr: float = Field(1e-3, gt=0)
     betas: tuple[float, float] = (0.9, 0.999)
@@ -103,7 +103,7 @@ class Config(StrictModel):
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     warmup_start_factor: float = Field(1e-5, gt=0, le=1)
 
-    save_steps: int = Field(60, ge=1)
+    save_steps: int = Field(100, ge=1)
     keep: int = Field(-1, ge=-1)  # checkpoints kept; -1 = all
     save_optimizer: bool = True  # needed to resume
     log_interval: int = Field(1, ge=1)
