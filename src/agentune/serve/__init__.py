@@ -1,7 +1,7 @@
 """Serve a model the pipeline made behind an OpenAI-compatible API, tool calls included.
 
     agentune serve --model models/merged                                   # 127.0.0.1:8000
-    agentune serve --model models/base --adapter models/adapters/iter_120  # base + LoRA, unmerged
+    agentune serve --model models/base --adapter models/adapters/iter_200  # base + LoRA, unmerged
     AGENTUNE_API_KEY=... agentune serve --model models/merged --port 8001   # requires the key
     agentune serve --model models/merged --engine vllm                     # vLLM, on a GPU machine
 
