@@ -12,7 +12,7 @@ import pytest
 from agentune.convert import normalize
 from agentune.protocol import react
 from agentune.protocol.tools import REGISTRY, execute, spec
-from agentune.raw_data import AGENT_FLAN_FILES
+from agentune.raw_data import AGENT_FLAN_FILES, formulas
 from agentune.raw_data import sample as sample_data
 
 REFERENCE_TOOLS = {
@@ -113,7 +113,7 @@ def check_react(rec: dict) -> Counter:
     assert conv[0]["content"] == react.render_system(list(specs.values()))
     assert 1 <= len(specs) <= 5
     seen = Counter()
-    seen["renamed"] += any(n not in REGISTRY for n in specs)
+    seen["renamed"] += any(n not in REGISTRY for n, s in specs.items() if not formulas.is_formula(s))
     for i, m in enumerate(conv[1:], 1):
         if m["role"] != "assistant":
             continue
@@ -125,7 +125,12 @@ def check_react(rec: dict) -> Counter:
             props = specs[reply.action]["parameters"]
             assert set(props["required"]) <= set(reply.args) <= set(props["properties"])
             if i + 1 < len(conv):
-                result = execute(original(specs[reply.action]), reply.args)
+                offered_spec = specs[reply.action]
+                if formulas.is_formula(offered_spec):
+                    result = formulas.run(offered_spec, reply.args)
+                    seen["formula"] += 1
+                else:
+                    result = execute(original(offered_spec), reply.args)
                 assert conv[i + 1]["content"] == react.format_response(result)
     return seen
 
@@ -191,7 +196,11 @@ def test_negatives_offer_no_fitting_tool_and_answer_without_a_call():
         conv = rec["conversation"]
         reply = react.parse_reply(conv[-1]["content"])
         assert reply.kind == "final" and len(conv) == 3
-        tools = {original(t) for t in offered_specs(conv[0]["content"])}
+        specs = offered_specs(conv[0]["content"])
+        if all(formulas.is_formula(t) for t in specs):
+            kinds["formula"] += 1
+            continue  # tested in test_formula_declines_offer_other_formulas_of_the_same_field
+        tools = {original(t) for t in specs}
         assert "search_web" not in tools
         if not reply.final_answer.startswith("Sorry, I can't "):
             kinds["no_tool"] += 1
@@ -365,3 +374,57 @@ def test_spoken_values_are_converted_in_the_call(monkeypatch):
                 assert json.dumps(task.args["numbers"]).replace('"', "") in task.question
             execute(task.tool, task.args)
     assert seen["million"] > 10 and seen["percent"] > 100 and seen["list"] > 100, seen
+
+
+def test_formula_tools_are_read_from_their_offered_spec():
+    """A formula tool's name and parameter names are drawn per record; the call still computes the true
+    result, required parameters are those without a default, and an optional one is passed exactly
+    when the request asks for it."""
+    names_seen: dict[str, set[str]] = {}
+    for f in formulas.FORMULAS:
+        all_names = [n for p in f.params for n in p.names]
+        assert len(all_names) == len(set(all_names)), f.names[0]  # a name points to one parameter
+        for i in range(40):
+            r = random.Random(f"{f.names[0]}:{i}")
+            v = formulas.variant(f, r)
+            req = formulas.request(v, r)
+            spec_ = v.spec()
+            assert react.tools_from_system(react.render_system([spec_])) == [spec_]
+            own_args = {k: req.args[n] for k, n in v.param_names.items() if n in req.args}
+            assert formulas.run(spec_, req.args) == req.result == f.fn(**own_args)
+            assert set(spec_["parameters"]["required"]) <= set(req.args)
+            for p in f.params:
+                if p.default is not None:
+                    asked = p.ask.split("{")[0] in req.question
+                    assert asked == (v.param_names[p.names[0]] in req.args), req.question
+            names_seen.setdefault(f.names[0], set()).add(v.name)
+    assert all(len(s) >= 2 for s in names_seen.values()), names_seen
+
+
+def test_formula_records_call_or_decline_among_tools_of_one_field(monkeypatch):
+    """With `FORMULA_SHARE` set, formula records are that share of the single-call, single-turn and
+    negative files; a call picks the formula the request needs among others of its field (true result,
+    protocol as every record), a decline offers only others."""
+    monkeypatch.setattr(sample_data, "FORMULA_SHARE", 0.3)
+    by_capability = {f.capability: f for f in formulas.FORMULAS}
+    seen = Counter()
+    for name in ("toolbench_react_10p.jsonl", "toolbench_instruct_j1s1_3k.jsonl", "toolbench_negative.jsonl"):
+        for rec in records(name, 200):
+            conv = rec["conversation"]
+            specs = offered_specs(conv[0]["content"])
+            if not all(formulas.is_formula(s) for s in specs):
+                continue
+            seen[name] += 1
+            check_react(rec)
+            reply = react.parse_reply(conv[2]["content"])
+            need = reply.thought.removeprefix("The user wants to ").split(";")[0]
+            field = by_capability[need].field
+            assert {formulas._BY_DESCRIPTION[s["description"]].field for s in specs} == {field}
+            if name == "toolbench_negative.jsonl":
+                assert reply.kind == "final"
+                assert by_capability[need].description not in {s["description"] for s in specs}
+            else:
+                assert reply.kind == "call"
+                (called,) = [s for s in specs if s["name"] == reply.action]
+                assert called["description"] == by_capability[need].description
+    assert all(0.2 * 200 < seen[n] < 0.4 * 200 for n in seen) and len(seen) == 3, seen

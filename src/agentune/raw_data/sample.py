@@ -11,6 +11,9 @@ Agent-FLAN file that holds that kind of data:
 - `negative`: tools are offered but none fits (or none is needed): Final Answer without a call.
 - `tflan` / `tflan_cot`: the same kinds of tasks as plain chat with a plain system prompt.
 
+A `FORMULA_SHARE` of the `react`, `j1s1` and `negative` records offer formula tools instead
+(`agentune.raw_data.formulas`): calculators under drawn tool and parameter names.
+
 Every ReAct turn is built with `agentune.protocol.react` (render_system / format_call / format_final /
 format_response) and every tool result comes from the real function in `agentune.protocol.tools`.
 """
@@ -25,6 +28,7 @@ from typing import Any
 
 from agentune.protocol import react
 from agentune.protocol.tools import ARXIV_PAPERS, PROFILE_FIELDS, RESTAURANT_FEATURES, execute, spec
+from agentune.raw_data import formulas
 
 #: Agent-FLAN's seven files and the record kind each holds here.
 FILES: dict[str, str] = {
@@ -1088,9 +1092,9 @@ def _call_turns(r: random.Random, task: Task) -> tuple[list[dict[str, Any]], Any
     ], result
 
 
-def _final(task: Task, result: Any, r: random.Random) -> dict[str, Any]:
+def _final(answer: str, r: random.Random) -> dict[str, Any]:
     thought = r.choice(("I now know the answer.", "The tool returned the result.", "I have the result."))
-    return _msg("assistant", react.format_final(thought, task.answer(result)))
+    return _msg("assistant", react.format_final(thought, answer))
 
 
 def rec_react(r: random.Random) -> list[dict[str, Any]]:
@@ -1100,7 +1104,7 @@ def rec_react(r: random.Random) -> list[dict[str, Any]]:
         _msg("system", react.render_system(_toolset(r, [task.tool]))),
         _msg("user", task.question),
         *turns,
-        _final(task, result, r),
+        _final(task.answer(result), r),
     ]
 
 
@@ -1277,22 +1281,22 @@ def rec_two_tasks(r: random.Random) -> list[dict[str, Any]]:
         msgs += [
             _msg("user", t1.question),
             *turns1,
-            _final(t1, res1, r),
+            _final(t1.answer(res1), r),
             _msg("user", t2.question),
             *turns2,
-            _final(t2, res2, r),
+            _final(t2.answer(res2), r),
         ]
     return msgs
 
 
-def _decline(task: Task, tools: list[dict[str, Any]], r: random.Random) -> dict[str, Any]:
+def _decline(capability: str, tools: list[dict[str, Any]], r: random.Random) -> dict[str, Any]:
     """The Final Answer of a request no offered tool can serve."""
     names = ", ".join(t["name"] for t in tools)
     return _msg(
         "assistant",
         react.format_final(
-            r.choice(_NO_TOOL_THOUGHTS).format(cap=task.capability, names=names),
-            f"Sorry, I can't {task.capability} with the tools I have ({names}), so I cannot answer this request.",
+            r.choice(_NO_TOOL_THOUGHTS).format(cap=capability, names=names),
+            f"Sorry, I can't {capability} with the tools I have ({names}), so I cannot answer this request.",
         ),
     )
 
@@ -1313,10 +1317,10 @@ def rec_session(r: random.Random) -> list[dict[str, Any]]:
         if kind == "call":
             task = GENERATORS[r.choice(offered)](r)
             turns, result = _call_turns(r, task)
-            msgs += [_msg("user", task.question), *turns, _final(task, result, r)]
+            msgs += [_msg("user", task.question), *turns, _final(task.answer(result), r)]
         elif kind == "decline" and near:
             task = GENERATORS[r.choice(near)](r)
-            msgs += [_msg("user", task.question), _decline(task, tools, r)]
+            msgs += [_msg("user", task.question), _decline(task.capability, tools, r)]
         else:
             q, answer = r.choice(SMALL_TALK)
             msgs += [
@@ -1372,7 +1376,7 @@ def rec_negative(r: random.Random) -> list[dict[str, Any]]:
         return [
             _msg("system", react.render_system(tools)),
             _msg("user", task.question),
-            _decline(task, tools, r),
+            _decline(task.capability, tools, r),
         ]
     # small talk or general knowledge: no tool is needed
     q, answer = r.choice(SMALL_TALK)
@@ -1385,6 +1389,53 @@ def rec_negative(r: random.Random) -> list[dict[str, Any]]:
         _msg("user", q),
         _msg("assistant", react.format_final(thought, answer)),
     ]
+
+
+#: Share of the single-call, single-turn and negative records built from formula tools (`formulas`)
+#: instead of the catalogue: tools offered under drawn names and parameter names, to be read, not recalled.
+#: 0 by default: at 0.3 one dev run moved no metric beyond its seed-to-seed spread (benchmarks/RESULTS.md,
+#: "f1"); at 0 no record changes, so the default data stays byte-identical.
+FORMULA_SHARE = 0.0
+
+
+def rec_formula(r: random.Random, answer: bool = True) -> list[dict[str, Any]]:
+    """One formula call among up to two formulas of the same field; with `answer`, its result and a
+    Final Answer follow (else the record ends on the call, as j1s1 records do)."""
+    f = r.choice(formulas.FORMULAS)
+    v = formulas.variant(f, r)
+    req = formulas.request(v, r)
+    others = formulas.near_misses(f, r, r.choices((0, 1, 2), weights=(40, 40, 20))[0])
+    tools = [v.spec(), *(formulas.variant(o, r).spec() for o in others)]
+    r.shuffle(tools)
+    thought = f"The user wants to {f.capability}; {v.name} can do that. {req.thought}"
+    msgs = [
+        _msg("system", react.render_system(tools)),
+        _msg("user", req.question),
+        _msg("assistant", react.format_call(thought, v.name, req.args)),
+    ]
+    if answer:
+        msgs += [_msg("user", react.format_response(req.result)), _final(req.answer, r)]
+    return msgs
+
+
+def rec_formula_decline(r: random.Random) -> list[dict[str, Any]]:
+    """A request for one formula with only other formulas of its field offered: declined."""
+    f = r.choice(formulas.FORMULAS)
+    req = formulas.request(formulas.variant(f, r), r)
+    tools = [formulas.variant(o, r).spec() for o in formulas.near_misses(f, r, r.choice((1, 1, 2)))]
+    return [
+        _msg("system", react.render_system(tools)),
+        _msg("user", req.question),
+        _decline(f.capability, tools, r),
+    ]
+
+
+def _or_formula(
+    build: Callable[[random.Random], list[dict[str, Any]]],
+    formula_build: Callable[[random.Random], list[dict[str, Any]]],
+) -> Callable[[random.Random], list[dict[str, Any]]]:
+    """`formula_build` for a `FORMULA_SHARE` of the records, `build` for the others."""
+    return lambda r: formula_build(r) if FORMULA_SHARE and r.random() < FORMULA_SHARE else build(r)
 
 
 def rec_tflan(r: random.Random, turns: int = 1, cot: bool = False) -> list[dict[str, Any]]:
@@ -1400,10 +1451,10 @@ def rec_tflan(r: random.Random, turns: int = 1, cot: bool = False) -> list[dict[
 
 
 BUILDERS: dict[str, Callable[[random.Random], list[dict[str, Any]]]] = {
-    "react": rec_react,
+    "react": _or_formula(rec_react, rec_formula),
     "react_multi": rec_react_multi,
-    "j1s1": rec_j1s1,
-    "negative": rec_negative,
+    "j1s1": _or_formula(rec_j1s1, lambda r: rec_formula(r, answer=False)),
+    "negative": _or_formula(rec_negative, rec_formula_decline),
     "tflan": lambda r: rec_tflan(r, 1),
     "tflan_multi": lambda r: rec_tflan(r, r.randint(2, 3)),
     "tflan_cot": lambda r: rec_tflan(r, r.randint(1, 2), cot=True),
