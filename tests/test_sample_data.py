@@ -199,7 +199,7 @@ def test_negatives_offer_no_fitting_tool_and_answer_without_a_call():
         specs = offered_specs(conv[0]["content"])
         if all(formulas.is_formula(t) for t in specs):
             kinds["formula"] += 1
-            continue  # tested in test_formula_declines_offer_other_formulas_of_the_same_field
+            continue  # see test_formula_records_call_or_decline_among_tools_of_one_field
         tools = {original(t) for t in specs}
         assert "search_web" not in tools
         if not reply.final_answer.startswith("Sorry, I can't "):
@@ -418,8 +418,8 @@ def test_formula_records_call_or_decline_among_tools_of_one_field(monkeypatch):
             check_react(rec)
             reply = react.parse_reply(conv[2]["content"])
             need = reply.thought.removeprefix("The user wants to ").split(";")[0]
-            field = by_capability[need].field
-            assert {formulas._BY_DESCRIPTION[s["description"]].field for s in specs} == {field}
+            subject = by_capability[need].subject
+            assert {formulas._BY_DESCRIPTION[s["description"]].subject for s in specs} == {subject}
             if name == "toolbench_negative.jsonl":
                 assert reply.kind == "final"
                 assert by_capability[need].description not in {s["description"] for s in specs}

@@ -5,7 +5,7 @@ learn each tool by heart instead of reading the tool list. The tools here are wr
 formula has several tool names, several names per parameter, request phrasings and a true function, and
 every record draws one variant. A record must then be answered by reading the offered spec: which tool
 does the request need, which parameter takes which value, and whether any offered tool can do it at all
-(a request for one formula with only other formulas of its field offered is declined, the way BFCL's
+(a request for one formula with only other formulas of its subject offered is declined, the way BFCL's
 irrelevance prompts offer a plausible function that cannot answer).
 
 Every formula, name and phrasing is written here; none is taken from an evaluation set.
@@ -40,7 +40,7 @@ class Param:
 class Formula:
     names: tuple[str, ...]  # tool name variants
     description: str
-    field: str  # formulas of one field are each other's near misses
+    subject: str  # formulas of one subject are each other's near misses
     capability: str  # "compute cylinder volumes": what a decline says it cannot do
     params: tuple[Param, ...]
     fn: Callable[..., float]
@@ -544,10 +544,10 @@ def _fib(n: int) -> int:
     return a
 
 
-FIELDS: dict[str, tuple[Formula, ...]] = {}
+SUBJECTS: dict[str, tuple[Formula, ...]] = {}
 for _formula in FORMULAS:
-    FIELDS.setdefault(_formula.field, ())
-    FIELDS[_formula.field] += (_formula,)
+    SUBJECTS.setdefault(_formula.subject, ())
+    SUBJECTS[_formula.subject] += (_formula,)
 _BY_DESCRIPTION = {f.description: f for f in FORMULAS}
 
 
@@ -631,6 +631,6 @@ def is_formula(spec: dict[str, Any]) -> bool:
 
 
 def near_misses(formula: Formula, r: random.Random, k: int) -> list[Formula]:
-    """Up to `k` other formulas of the same field: plausible tools that cannot serve the request."""
-    others = [f for f in FIELDS[formula.field] if f is not formula]
+    """Up to `k` other formulas of the same subject: plausible tools that cannot serve the request."""
+    others = [f for f in SUBJECTS[formula.subject] if f is not formula]
     return r.sample(others, min(k, len(others)))

@@ -1393,13 +1393,13 @@ def rec_negative(r: random.Random) -> list[dict[str, Any]]:
 
 #: Share of the single-call, single-turn and negative records built from formula tools (`formulas`)
 #: instead of the catalogue: tools offered under drawn names and parameter names, to be read, not recalled.
-#: 0 by default: at 0.3 one dev run moved no metric beyond its seed-to-seed spread (benchmarks/RESULTS.md,
-#: "f1"); at 0 no record changes, so the default data stays byte-identical.
+#: 0 by default: at 0.3 two dev runs (training seeds 0, 1) moved the metrics both ways, by about the
+#: spread between seeds (benchmarks/RESULTS.md, "f1"); at 0 no record changes (the default data as before).
 FORMULA_SHARE = 0.0
 
 
 def rec_formula(r: random.Random, answer: bool = True) -> list[dict[str, Any]]:
-    """One formula call among up to two formulas of the same field; with `answer`, its result and a
+    """One formula call among up to two formulas of the same subject; with `answer`, its result and a
     Final Answer follow (else the record ends on the call, as j1s1 records do)."""
     f = r.choice(formulas.FORMULAS)
     v = formulas.variant(f, r)
@@ -1419,7 +1419,7 @@ def rec_formula(r: random.Random, answer: bool = True) -> list[dict[str, Any]]:
 
 
 def rec_formula_decline(r: random.Random) -> list[dict[str, Any]]:
-    """A request for one formula with only other formulas of its field offered: declined."""
+    """A request for one formula with only other formulas of its subject offered: declined."""
     f = r.choice(formulas.FORMULAS)
     req = formulas.request(formulas.variant(f, r), r)
     tools = [formulas.variant(o, r).spec() for o in formulas.near_misses(f, r, r.choice((1, 1, 2)))]
