@@ -17,7 +17,7 @@ import json
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -557,7 +557,7 @@ class Variant:
 
     formula: Formula
     name: str
-    param_names: dict[str, str] = field(default_factory=dict)  # own name -> offered name
+    param_names: dict[str, str]  # own name -> offered name
 
     def spec(self) -> dict[str, Any]:
         props: dict[str, Any] = {}

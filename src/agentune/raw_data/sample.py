@@ -1052,7 +1052,7 @@ SMALL_TALK: tuple[tuple[str, str], ...] = (
 )
 
 #: A decline's Thought (one phrasing, drawn like the others): the offered tools' names, then "cannot",
-#: where a call's Thought has the tool's name, then "can" (`_call_thought`). Three phrasings, two of
+#: where a call's Thought has the tool's name, then "can" (`_first_call`). Three phrasings, two of
 #: them opening with "none"/"no tool", declined less selectively on the dev split (RESULTS.md, e4 -> e7).
 _NO_TOOL_THOUGHTS = ("The user wants to {cap}; {names} cannot do that, so I will answer directly.",)
 
@@ -1077,17 +1077,18 @@ def _toolset(r: random.Random, needed: list[str], exclude: tuple[str, ...] = ())
     return [spec(n) for n in names]
 
 
-def _call_thought(task: Task) -> str:
-    """A first call's Thought: what the request needs, the offered tool that does it, then the plan.
-    A decline starts the same way and names the tools that cannot (`_NO_TOOL_THOUGHTS`), so the choice
-    between calling and declining is made after the need is written out."""
-    return f"The user wants to {task.capability}; {task.tool} can do that. {task.thought}"
+def _first_call(capability: str, tool: str, plan: str, args: dict[str, Any]) -> dict[str, Any]:
+    """A request's first call. Its Thought says what the request needs, the offered tool that does it,
+    then the plan. A decline starts the same way and names the tools that cannot (`_NO_TOOL_THOUGHTS`),
+    so the choice between calling and declining is made after the need is written out."""
+    thought = f"The user wants to {capability}; {tool} can do that. {plan}"
+    return _msg("assistant", react.format_call(thought, tool, args))
 
 
 def _call_turns(r: random.Random, task: Task) -> tuple[list[dict[str, Any]], Any]:
     result = execute(task.tool, task.args)
     return [
-        _msg("assistant", react.format_call(_call_thought(task), task.tool, task.args)),
+        _first_call(task.capability, task.tool, task.thought, task.args),
         _msg("user", react.format_response(result)),
     ], result
 
@@ -1113,7 +1114,7 @@ def rec_j1s1(r: random.Random) -> list[dict[str, Any]]:
     return [
         _msg("system", react.render_system(_toolset(r, [task.tool]))),
         _msg("user", task.question),
-        _msg("assistant", react.format_call(_call_thought(task), task.tool, task.args)),
+        _first_call(task.capability, task.tool, task.thought, task.args),
     ]
 
 
@@ -1201,7 +1202,7 @@ def rec_flight_price(r: random.Random) -> list[dict[str, Any]]:
     price_args = {"flight_number": fn, "date": iso}
     price = execute("get_ticket_price", price_args)
     step = f"the flight number from {dep} to {dst} on {iso}"
-    # every request opens with its need, as a single call's Thought does (`_call_thought`)
+    # every request opens with its need, as a single call's Thought does (`_first_call`)
     need_fn = "The user wants to look up flights; get_flight_number can do that."
     need_price = "The user wants to look up ticket prices; get_ticket_price can do that."
     msgs = [_msg("system", react.render_system(tools))]
@@ -1407,11 +1408,10 @@ def rec_formula(r: random.Random, answer: bool = True) -> list[dict[str, Any]]:
     others = formulas.near_misses(f, r, r.choices((0, 1, 2), weights=(40, 40, 20))[0])
     tools = [v.spec(), *(formulas.variant(o, r).spec() for o in others)]
     r.shuffle(tools)
-    thought = f"The user wants to {f.capability}; {v.name} can do that. {req.thought}"
     msgs = [
         _msg("system", react.render_system(tools)),
         _msg("user", req.question),
-        _msg("assistant", react.format_call(thought, v.name, req.args)),
+        _first_call(f.capability, v.name, req.thought, req.args),
     ]
     if answer:
         msgs += [_msg("user", react.format_response(req.result)), _final(req.answer, r)]
