@@ -97,9 +97,9 @@ def decode_tokens_per_s(base: Path, dtype: str, n_prompts: int, new_tokens: int)
     """(generated tokens/s, effective FLOP per generated token incl. its share of the prefill)."""
     import torch
 
+    from agentune.catalogue import REGISTRY
     from agentune.inference.decoding import greedy_generate
     from agentune.protocol import react
-    from agentune.protocol.tools import REGISTRY
 
     tok, model = load_base(base, dtype)
     model.eval()

@@ -43,14 +43,14 @@ def next_tokens(model_dir: str, sample_id: str, prefix: str, k: int = 5) -> list
 
     from agentune.core.artifacts import BaseModelRecord
     from agentune.core.config import load_section
+    from agentune.evalsets import bfcl as bfcl_data
     from agentune.evaluate import Config
-    from agentune.evaluate import bfcl as bfcl_data
     from agentune.inference.generation import encode_prompt
     from agentune.protocol.chat_template import xtuner_template
     from agentune.protocol.templates import get_template
 
     cfg = load_section(Config, "evaluate")
-    wheel = bfcl_data.fetch_wheel(cfg.bfcl.version, cfg.bfcl.sha256, cfg.bfcl.cache_dir)
+    wheel = bfcl_data.fetch_wheel(cfg.bfcl.cache_dir)
     category = sample_id.rsplit("_", 1)[0]
     rec = next(r for r in bfcl_data.load_category(wheel, category, 10**6) if r["id"] == sample_id)
     template = xtuner_template(get_template(BaseModelRecord.read(cfg.base_model).template))

@@ -51,7 +51,7 @@ from datasets import Dataset  # same import cost as the reference
 from agentune import convert
 src, out, base, tokens = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 t1 = time.perf_counter()
-convert.run(convert.Config(raw_dir=src, base_model=base, out=out / "converted",
+convert.run(convert.Config(raw_dir=src, base_model=base, out=out / "converted", leak_check={"fixed_suites": []},
                            heldout_out=out / "heldout.jsonl", metrics_out=out / "data.json",
                            token_stats_records=tokens))
 t2 = time.perf_counter()
@@ -94,7 +94,7 @@ def main() -> None:
         raw = tmp / "raw"
         t0 = time.perf_counter()
         raw_data.run(raw_data.Config(out=raw, sample={"n_records": args.records, "seed": 0}))
-        size_mib = sum(p.stat().st_size for p in raw.glob("*.jsonl")) / 2**20
+        size_mib = sum(p.stat().st_size for p in raw.rglob("*.jsonl")) / 2**20
         print(
             f"corpus: {args.records} records, {size_mib:.1f} MiB in 7 files (generated in "
             f"{time.perf_counter() - t0:.1f} s)"
@@ -102,7 +102,7 @@ def main() -> None:
 
         ref, ours = [], []
         for i in range(args.repeats):
-            ref.append(run(REFERENCE, str(raw), str(tmp / f"ref{i}")))
+            ref.append(run(REFERENCE, str(raw / "agent-flan"), str(tmp / f"ref{i}")))
             ours.append(run(AGENTUNE, str(raw), str(tmp / f"ours{i}"), args.base_model, "0"))
         r, o = best(ref), best(ours)
         rows = [("reference (from_list)", r), ("agentune convert", o)]

@@ -27,8 +27,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def prompts(n: int) -> list[tuple[list[dict], list[dict]]]:
     """`n` tool prompts: the scenario tools with varied questions."""
+    from agentune.catalogue import REGISTRY
     from agentune.protocol import react
-    from agentune.protocol.tools import REGISTRY
 
     names = sorted(REGISTRY)
     out = []

@@ -27,7 +27,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def bodies(n: int, max_tokens: int) -> list[dict]:
-    from agentune.protocol.tools import REGISTRY
+    from agentune.catalogue import REGISTRY
 
     tools = [REGISTRY[name][0] for name in ("calculator", "get_weather")]
     cities = ("Paris", "Tokyo", "Lima", "Oslo", "Cairo", "Perth", "Quito", "Seoul")

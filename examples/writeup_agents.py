@@ -20,7 +20,7 @@ import contextlib
 import json
 from typing import Annotated, Literal
 
-from agentune.protocol.tools import REGISTRY
+from agentune.catalogue import REGISTRY
 
 CALC_QUESTION = "Calculate (44232 + 13312 / (232 - 32)) * 5."
 CALC_ANSWER = "221492.8"  # the write-up quotes 221490, a rounded figure

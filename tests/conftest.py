@@ -92,11 +92,11 @@ def scripted_agent(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def bfcl_tools() -> list[dict]:
     """Every tool of six BFCL categories (JSON schema, as evaluate reads them from the pinned wheel)."""
-    from agentune.evaluate import bfcl
+    from agentune.evalsets import bfcl
     from agentune.evaluate.config import BfclConfig
 
     cfg = BfclConfig()
-    wheel = bfcl.fetch_wheel(cfg.version, cfg.sha256, Path(__file__).resolve().parents[1] / cfg.cache_dir)
+    wheel = bfcl.fetch_wheel(Path(__file__).resolve().parents[1] / cfg.cache_dir)
     tools = []
     for category in (
         "simple_python",

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agentune.catalogue import REGISTRY
 from agentune.protocol import react
-from agentune.protocol.tools import REGISTRY
 
 CALL_ARGS = {"a": 3, "b": 4, "operator": "+"}
 CALL = react.format_call("I need the calculator.", "calculator", CALL_ARGS)

@@ -9,11 +9,11 @@ import json
 import pytest
 from transformers import AutoTokenizer
 
+from agentune.catalogue import REGISTRY
 from agentune.inference.generation import encode_prompt
 from agentune.protocol import react
 from agentune.protocol.chat_template import chat_template, xtuner_template
 from agentune.protocol.templates import get_template
-from agentune.protocol.tools import REGISTRY
 from agentune.serve import render
 from agentune.serve.schema import parse_request
 
@@ -59,6 +59,15 @@ def conversations() -> list[list[dict]]:
             {"role": "assistant", "content": react.format_call("t", "calculator", calc)},
             {"role": "system", "content": "Response:7\n"},
         ],  # lagent's own turns  # fmt: skip
+        [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello! What shall I compute?"},
+            {"role": "user", "content": "1 + 3"},
+            {"role": "assistant", "content": None, "tool_calls": calls[:1]},
+            {"role": "tool", "tool_call_id": "c1", "content": "4"},
+            {"role": "assistant", "content": "It is 4."},
+            {"role": "user", "content": "Thanks"},
+        ],  # plain-text answers, as OpenAI clients send them back: Final Answers when tools are offered  # fmt: skip
     ]
 
 

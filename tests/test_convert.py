@@ -30,6 +30,7 @@ def write_params(tmp: Path, base: Path | None = None, **convert_cfg) -> Path:
         "heldout_out": "out/eval/heldout.jsonl",
         "metrics_out": "out/metrics/data.json",
         "token_stats_records": 0 if base is None else 500,
+        "leak_check": {"fixed_suites": ["scenarios"]},  # BFCL's check: tests/test_leak_check.py
         **convert_cfg,
     }
     path = tmp / "params.yaml"
@@ -64,7 +65,8 @@ def test_converts_the_sample_with_explicit_loss_and_a_heldout_slice(tmp_path, mo
     extra["conversation"][2].pop("loss")  # missing loss on an assistant turn -> trained
     extra["conversation"][4]["loss"] = False  # explicit false -> kept false
     extra["conversation"][1]["loss"] = True  # user turns are never trained
-    (tmp_path / "raw" / "zz_extra.jsonl").write_text(json.dumps(extra) + "\n")
+    with open(tmp_path / "raw/agent-flan" / GOOD, "a") as fh:
+        fh.write(json.dumps(extra) + "\n")
 
     assert run_convert(tmp_path, monkeypatch, tiny_base, heldout_fraction=0.2) == 0
     out = tmp_path / "out"
@@ -73,22 +75,27 @@ def test_converts_the_sample_with_explicit_loss_and_a_heldout_slice(tmp_path, mo
     for row in ds:
         for m in row["messages"]:
             assert m["loss"] is (m["role"] == "assistant") or (
-                row["id"] == "extra-loss" and m["loss"] is False
+                row["id"] == "agent-flan/extra-loss" and m["loss"] is False
             )
     heldout = [json.loads(line) for line in (out / "eval/heldout.jsonl").read_text().splitlines()]
-    train_ids, held_ids = set(ds["id"]), {r["id"] for r in heldout}
+    assert all(i.startswith("agent-flan/") for i in ds["id"])
+    train_ids, held_ids = {i.removeprefix("agent-flan/") for i in ds["id"]}, {r["id"] for r in heldout}
     assert not train_ids & held_ids and len(train_ids) + len(held_ids) == 301
     assert held_ids == {i for i in train_ids | held_ids if convert.heldout_bucket(i) < 200}
     assert 30 < len(held_ids) < 100
-    assert set(heldout[0]) == {"id", "conversation"}
+    assert set(heldout[0]) == {"id", "source", "conversation"} and heldout[0]["source"] == "agent-flan"
     if "extra-loss" in train_ids:
-        row = ds[ds["id"].index("extra-loss")]
+        row = ds[ds["id"].index("agent-flan/extra-loss")]
         assert [m["loss"] for m in row["messages"]] == [False, False, True, False, False]
 
     metrics = json.loads((out / "metrics/data.json").read_text())
     assert metrics["records"] == metrics["kept"] == 301 and metrics["rejected"] == 0
     assert metrics["train"] == len(ds) and metrics["heldout"] == len(heldout)
-    assert sum(f["records"] for f in metrics["files"].values()) == 301 and len(metrics["files"]) == 8
+    assert sum(f["records"] for f in metrics["files"].values()) == 301 and len(metrics["files"]) == 7
+    source = metrics["sources"]["agent-flan"]
+    assert (source["records"], source["train"], source["heldout"]) == (301, len(ds), len(heldout))
+    assert sum(source["kinds"].values()) == 301 and set(source["kinds"]) == {"calls", "no_call", "chat"}
+    assert metrics["leak_check"]["scenarios"]["hits"] == 0
     assert (
         metrics["roles"]["system"] == 301
         and metrics["roles"]["assistant_trained"] < metrics["roles"]["assistant"]
@@ -202,12 +209,15 @@ def test_bad_record_is_skipped_into_rejects_with_counts(case, tmp_path, monkeypa
     rejects = [json.loads(line) for line in (out / convert.REJECTS).read_text().splitlines()]
     assert len(rejects) == 1
     r = rejects[0]
-    assert (r["file"], r["line"], r["id"], r["kind"]) == (GOOD, 2, rid, kind) and reason in r["reason"]
+    assert (r["file"], r["line"], r["id"], r["kind"]) == (f"raw/{GOOD}", 2, rid, kind) and reason in r[
+        "reason"
+    ]
     assert len(r["excerpt"]) <= convert.EXCERPT_CHARS and r["bytes"] == len(bad) + 1
     metrics = json.loads((tmp_path / "out/metrics/data.json").read_text())
     assert (metrics["records"], metrics["kept"], metrics["rejected"]) == (4, 3, 1)
-    assert metrics["rejects_by_reason"] == {kind: 1} and metrics["files"][GOOD]["rejected"] == 1
-    assert load_from_disk(str(out))["id"] == ["tiny-0", "tiny-1", "tiny-2"]
+    assert metrics["rejects_by_reason"] == {kind: 1} and metrics["files"][f"raw/{GOOD}"]["rejected"] == 1
+    assert metrics["sources"]["raw"]["rejected"] == 1
+    assert load_from_disk(str(out))["id"] == ["raw/tiny-0", "raw/tiny-1", "raw/tiny-2"]
 
 
 def test_empty_file(tmp_path, monkeypatch, capsys):
@@ -220,7 +230,7 @@ def test_empty_file(tmp_path, monkeypatch, capsys):
     assert run_convert(tmp_path, monkeypatch, on_error="skip") == 0
     metrics = json.loads((tmp_path / "out/metrics/data.json").read_text())
     assert metrics["rejects_by_reason"] == {"empty_file": 1} and metrics["kept"] == 3
-    assert metrics["files"]["toolbench_negative.jsonl"] == {
+    assert metrics["files"]["raw/toolbench_negative.jsonl"] == {
         "records": 0,
         "kept": 0,
         "rejected": 1,

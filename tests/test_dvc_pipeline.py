@@ -51,13 +51,14 @@ def test_dvc_repro_builds_data_stages_and_reruns_only_what_changed(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
     shutil.copytree(REPO / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for name in ("dvc.yaml", "params.yaml"):
+    for name in ("dvc.yaml", "params.yaml", "data/sources/README.md"):
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, repo / name)
     set_params(
         repo,
         base_model={"source": "tiny"},
         raw_data={"sample": {"seed": 0, "n_records": 140}},
-        convert={"token_stats_records": 50},
+        convert={"token_stats_records": 50, "leak_check": {"bfcl_cache_dir": str(REPO / ".cache/bfcl")}},
     )
     sh(repo, "git", "init", "-q")
     sh(repo, "dvc", "init", "-q")
@@ -71,7 +72,7 @@ def test_dvc_repro_builds_data_stages_and_reruns_only_what_changed(tmp_path):
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     assert lock["raw_data"]["params"]["params.yaml"]["raw_data"]["sample"]["n_records"] == 140
     assert {d["path"] for d in lock["convert"]["deps"]} >= {
-        "data/raw/agent-flan",
+        "data/raw",
         "models/base",
         "src/agentune/convert",
     }
@@ -91,3 +92,21 @@ def test_dvc_repro_builds_data_stages_and_reruns_only_what_changed(tmp_path):
     set_params(repo, raw_data={"sample": {"seed": 0, "n_records": 140}})
     sh(repo, "dvc", "repro", "convert")
     assert json.loads((repo / "metrics/data.json").read_text())["fingerprint"] == metrics["fingerprint"]
+
+    # a user's own file is a dependency: adding it as a source, then editing it, reruns raw_data + convert
+    from source_fixtures import OPENAI_DOC_EXAMPLE, weather_record
+
+    own = repo / "data/sources/own.jsonl"
+    own.write_text("".join(json.dumps(weather_record(i)) + "\n" for i in range(30)))
+    sources = [{"name": "agent-flan", "kind": "agent-flan"},
+               {"name": "own", "kind": "openai", "path": "data/sources/own.jsonl"}]  # fmt: skip
+    set_params(repo, raw_data={"sources": sources})
+    assert ran(sh(repo, "dvc", "repro", "convert")) == ["raw_data", "convert"]
+    before = json.loads((repo / "metrics/data.json").read_text())["sources"]["own"]
+    assert before["kept"] == 30 and before["files_sha256"]["own.jsonl"]
+    with open(own, "a") as fh:
+        fh.write(json.dumps(OPENAI_DOC_EXAMPLE) + "\n")
+    assert "data/sources" in sh(repo, "dvc", "status", "raw_data")
+    assert ran(sh(repo, "dvc", "repro", "convert")) == ["raw_data", "convert"]
+    after = json.loads((repo / "metrics/data.json").read_text())["sources"]["own"]
+    assert after["kept"] == 31 and after["files_sha256"] != before["files_sha256"]

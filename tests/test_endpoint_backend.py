@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import tool_conversation
 
+from agentune.evalsets.scenarios import reference_scenarios
 from agentune.evaluate.scoring import Expected
-from agentune.evaluate.suites import Sample, reference_scenarios, run_scenarios, run_single
+from agentune.evaluate.suites import Sample, run_scenarios, run_single
 from agentune.inference.generation import EndpointBackend, LocalBackend, react_to_openai_messages
 from agentune.protocol import react
 from agentune.protocol.templates import get_template

@@ -81,9 +81,8 @@ def workspace(tiny_base, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("evalws")
     (root / "data/eval").mkdir(parents=True)
-    (root / "data/eval/heldout.jsonl").write_text(
-        "".join(json.dumps(tool_conversation(i)) + "\n" for i in range(4))
-    )
+    rows = [{**tool_conversation(i), "source": "agent-flan" if i < 2 else "own"} for i in range(4)]
+    (root / "data/eval/heldout.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     for it in (3, 6):
         make_adapter(tiny_base, root / f"models/adapters/iter_{it}", it)
     model = PeftModel.from_pretrained(
@@ -95,6 +94,15 @@ def workspace(tiny_base, tmp_path_factory):
     (merged / "agentune_merged.json").write_text(json.dumps({"iteration": 6}))
     (root / "metrics").mkdir()
     (root / "metrics/train_loss.tsv").write_text("step\tloss\tlr\n1\t2.5\t1e-4\n2\t2.0\t1e-4\n3\t1.5\t1e-4\n")
+    counts = {
+        "records": 40,
+        "kept": 40,
+        "rejected": 0,
+        "heldout": 2,
+        "train": 38,
+        "kinds": {"calls": 30, "no_call": 10},
+    }
+    (root / "metrics/data.json").write_text(json.dumps({"sources": {"own": counts}}))
     return root
 
 
@@ -108,7 +116,11 @@ def stage_config(root: Path, base: Path, **over) -> evaluate.Config:
         "max_new_tokens": 12,
         "checkpoint_suites": ["heldout", "scenarios", "bfcl"],  # every suite on every checkpoint
         "bfcl": {"simple_python_n": 3, "irrelevance_n": 2, "cache_dir": str(root.parent / "bfcl_cache")},
-        "mlflow": {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "experiment": "agentune-test"},
+        "mlflow": {
+            "tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
+            "experiment": "agentune-test",
+            "data_metrics": str(root / "metrics/data.json"),
+        },
         **over,
     }
     return validate_section(evaluate.Config, "evaluate", data)
@@ -134,7 +146,8 @@ def test_stage_writes_metrics_report_and_samples(evaluated):
     base = doc["models"]["base"]
     assert set(base) >= {"heldout", "scenarios", "bfcl_simple_python", "bfcl_irrelevance", "tokens_per_s"}
     assert (
-        base["heldout"]["n"] == 6
+        base["heldout"]["n"] == 8  # 4 turns of each source's 2 records (heldout_n is per source)
+        and base["heldout:agent-flan"]["n"] == base["heldout:own"]["n"] == 4
         and base["bfcl_simple_python"]["n"] == 3
         and base["bfcl_irrelevance"]["n"] == 2
     )
@@ -145,7 +158,7 @@ def test_stage_writes_metrics_report_and_samples(evaluated):
     curve = (evaluated / "metrics/eval_curve.tsv").read_text().splitlines()
     assert curve[0].startswith("iteration\tmodel\theldout_format_valid") and len(curve) == 5
     report = (evaluated / "reports/eval.md").read_text()
-    assert "| suite | metric | n | base | merged |" in report
+    assert "| suite | metric | n | base | merged |" in report and "| heldout:own | call_em | 2 |" in report
     assert (evaluated / "reports/eval_curve.png").stat().st_size > 0
     assert (evaluated / "reports/eval_before_after.png").stat().st_size > 0
 
@@ -175,6 +188,7 @@ def test_stage_logs_to_mlflow_with_lineage_registry_and_champion(evaluated):
     assert "git_commit" in parent.data.tags
     assert [m.step for m in client.get_metric_history(parent.info.run_id, "train_loss")] == [1, 2, 3]
     assert any(k.startswith("delta/heldout/") for k in parent.data.metrics)
+    assert parent.data.metrics["data/own/train"] == 38 and parent.data.metrics["data/own/kind/no_call"] == 10
     exp_id = parent.info.experiment_id
     children = mlflow.search_runs([exp_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert sorted(children["tags.model"]) == ["base", "iter_3", "iter_6", "merged"]

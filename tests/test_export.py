@@ -205,7 +205,9 @@ def test_merged_fp32_logits_equal_unmerged_peft(trained, exported_fp32):
     with torch.no_grad():
         got, want, before = merged(ids).logits, peft_model(ids).logits, base(ids).logits
     assert (want - before).abs().max() > 1e-3  # the adapter changes the model: the check below has teeth
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    # fp32: W + (alpha/r)·B·A added once vs the LoRA path on every forward differ by rounding only (the
+    # largest difference seen is 1.5e-5), far below the adapter's own effect (> 1e-3, checked above)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=5e-5)
     assert merged.dtype == torch.float32
 
 

@@ -295,7 +295,8 @@ def test_tiny_profile_end_to_end(prefect_api, tmp_path):
 
     repo = _copy_repo(tmp_path / "repo")
     bfcl_cache = REPO_ROOT / ".cache" / "bfcl"  # the pinned BFCL wheel, fetched once per checkout
-    state = _run(dict(repo=str(repo), profile="tiny", overrides=[f"evaluate.bfcl.cache_dir={bfcl_cache}"]))
+    overrides = [f"evaluate.bfcl.cache_dir={bfcl_cache}", f"convert.leak_check.bfcl_cache_dir={bfcl_cache}"]
+    state = _run(dict(repo=str(repo), profile="tiny", overrides=overrides))
     assert state.is_completed(), state.message
     flow_run_id = state.state_details.flow_run_id
     stages = stage_order(repo)

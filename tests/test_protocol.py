@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from lagent_wheel import assert_parse_agrees, parser_module, react_module
 
+from agentune.catalogue import REGISTRY
 from agentune.protocol import react
-from agentune.protocol.tools import REGISTRY
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lagent_0.2.4_arxiv_system.json"
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import inspect
 import json
-import random
 from collections import Counter
+from typing import Annotated, Literal  # the test tool's annotations, read by schema_of
 
 import pytest
 
-from agentune.convert import normalize
+from agentune import catalogue
+from agentune.catalogue import REGISTRY, execute, spec
+from agentune.convert.sources import read_agent_flan as normalize
 from agentune.protocol import react
-from agentune.protocol.tools import REGISTRY, execute, spec
-from agentune.raw_data import AGENT_FLAN_FILES, formulas
+from agentune.raw_data import AGENT_FLAN_FILES, formulas, records
 from agentune.raw_data import sample as sample_data
+from agentune.raw_data.config import SampleMix
 
 REFERENCE_TOOLS = {
     "get_flight_number": ["departure", "destination", "date"],
@@ -23,8 +25,12 @@ REFERENCE_TOOLS = {
 }
 
 
-def records(file_name: str, n: int, seed: int = 0) -> list[dict]:
-    return list(sample_data.generate(file_name, n, seed))
+def draw(seed) -> catalogue.Draw:
+    return catalogue.Draw(seed, SampleMix())
+
+
+def generated(file_name: str, n: int, seed: int = 0, mix: SampleMix | None = None) -> list[dict]:
+    return list(sample_data.generate(file_name, n, seed, mix))
 
 
 def offered(system: str) -> list[str]:
@@ -41,6 +47,41 @@ def test_catalogue_has_typed_tools_and_the_reference_ones():
     assert any("enum" in p for s, _ in REGISTRY.values() for p in s["parameters"]["properties"].values())
 
 
+def test_a_tools_schema_is_derived_from_its_signature_and_docstring():
+    from agentune.catalogue.tool import schema_of
+
+    def book(room: Literal["a", "b"], guests: list[Literal["x", "y"]] | None = None, nights: int = 1,
+             note: str | None = None, extra: Annotated[dict, {"properties": {"k": {"type": "string"}}}] = None) -> str:  # fmt: skip
+        """Book a room.
+
+        More text that is not the description.
+
+        Args:
+            room: which room
+            guests: who comes
+            nights: how long
+            note: anything else
+            extra: more
+        """
+
+    assert schema_of(book, "hotel.book") == {
+        "name": "hotel.book",
+        "description": "Book a room.",
+        "parameters": {"type": "object", "required": ["room"], "properties": {
+            "room": {"type": "string", "description": "which room", "enum": ["a", "b"]},
+            "guests": {"type": "array", "description": "who comes", "items": {"type": "string", "enum": ["x", "y"]}},
+            "nights": {"type": "integer", "description": "how long", "default": 1},
+            "note": {"type": "string", "description": "anything else"},
+            "extra": {"type": "object", "description": "more", "properties": {"k": {"type": "string"}}}}},
+    }  # fmt: skip
+
+    def undocumented(x: int) -> int:
+        """No Args section."""
+
+    with pytest.raises(ValueError, match="parameter 'x' has no description"):
+        schema_of(undocumented, "u")
+
+
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_spec_matches_the_python_function(name):
     spec_, fn = REGISTRY[name]
@@ -52,7 +93,7 @@ def test_spec_matches_the_python_function(name):
         assert required == (p.default is inspect.Parameter.empty), pname
         if "default" in props[pname]:
             assert props[pname]["default"] == p.default
-    assert name in sample_data.GENERATORS
+    assert name in catalogue.GENERATORS
 
 
 def test_reference_scenarios_compute_true_results():
@@ -69,23 +110,23 @@ def test_reference_scenarios_compute_true_results():
     # (44232 + 13312 / (232 - 32)) * 5, one binary operation per calculator call
     tree = ("*", ("+", 44232, ("/", 13312, ("-", 232, 32))), 5)
     steps: list = []
-    assert sample_data._calc_steps(tree, steps) == pytest.approx((44232 + 13312 / (232 - 32)) * 5)
+    assert records._calc_steps(tree, steps) == pytest.approx((44232 + 13312 / (232 - 32)) * 5)
     assert [s[2] for s in steps] == ["-", "/", "+", "*"]
-    assert sample_data._render(tree) == "(44232 + 13312 / (232 - 32)) * 5"
+    assert records._render(tree) == "(44232 + 13312 / (232 - 32)) * 5"
     assert execute("calculator", {"a": 1, "b": 0, "operator": "/"}).startswith("Error")
 
 
 def test_same_seed_same_bytes_other_seed_other_records():
     for name in AGENT_FLAN_FILES:
-        a = [json.dumps(r) for r in records(name, 20, seed=3)]
-        assert a == [json.dumps(r) for r in records(name, 20, seed=3)]
-        assert a != [json.dumps(r) for r in records(name, 20, seed=4)]
+        a = [json.dumps(r) for r in generated(name, 20, seed=3)]
+        assert a == [json.dumps(r) for r in generated(name, 20, seed=3)]
+        assert a != [json.dumps(r) for r in generated(name, 20, seed=4)]
         # a larger corpus only appends records
-        assert a[:10] == [json.dumps(r) for r in records(name, 10, seed=3)]
+        assert a[:10] == [json.dumps(r) for r in generated(name, 10, seed=3)]
 
 
 def test_file_counts_add_up_for_the_full_release_size():
-    counts = sample_data.file_counts(34442, sample_data.DEFAULT_MIX)
+    counts = sample_data.file_counts(34442, SampleMix().files)
     assert sum(counts.values()) == 34442 and set(counts) == set(AGENT_FLAN_FILES)
     tflan = sum(v for k, v in counts.items() if "tflan" in k)
     assert 0 < tflan < 0.2 * 34442  # chat rewrites stay a minority
@@ -146,7 +187,7 @@ def test_react_files_follow_the_protocol():
         "agent_instruct_react.jsonl",
         "toolbench_instruct_j1s1_3k.jsonl",
     ):
-        for rec in records(name, 150):
+        for rec in generated(name, 150):
             normalize(rec)  # valid for the converter: roles, order, non-empty content, loss
             kinds += check_react(rec)
     assert kinds["call"] > 300 and kinds["final"] > 150
@@ -154,7 +195,7 @@ def test_react_files_follow_the_protocol():
 
 
 def test_single_turn_records_end_on_the_call():
-    for rec in records("toolbench_instruct_j1s1_3k.jsonl", 50):
+    for rec in generated("toolbench_instruct_j1s1_3k.jsonl", 50):
         assert [m["role"] for m in rec["conversation"]] == ["system", "user", "assistant"]
         assert react.parse_reply(rec["conversation"][-1]["content"]).kind == "call"
 
@@ -162,7 +203,7 @@ def test_single_turn_records_end_on_the_call():
 def test_multi_step_records_feed_results_back():
     multi = [
         r
-        for r in records("agent_instruct_react.jsonl", 200)
+        for r in generated("agent_instruct_react.jsonl", 200)
         if sum(
             react.parse_reply(m["content"]).kind == "call"
             for m in r["conversation"]
@@ -190,9 +231,9 @@ def _declined_tool(final_answer: str, capability: dict[str, str]) -> str:
 def test_negatives_offer_no_fitting_tool_and_answer_without_a_call():
     """Near misses offer tools of the request's own group (never the one it needs, never the calculator
     or a web search, which could serve it after all); the others offer tools of other groups only."""
-    capability = {g(random.Random(0)).capability: n for n, g in sample_data.GENERATORS.items()}
+    capability = {g(draw(0)).capability: n for n, g in catalogue.GENERATORS.items()}
     kinds = Counter()
-    for rec in records("toolbench_negative.jsonl", 300):
+    for rec in generated("toolbench_negative.jsonl", 300):
         conv = rec["conversation"]
         reply = react.parse_reply(conv[-1]["content"])
         assert reply.kind == "final" and len(conv) == 3
@@ -206,7 +247,7 @@ def test_negatives_offer_no_fitting_tool_and_answer_without_a_call():
             kinds["no_tool"] += 1
             continue
         needed = _declined_tool(reply.final_answer, capability)
-        group = set(sample_data.GROUPS[sample_data._GROUP_OF[needed]])
+        group = set(catalogue.GROUPS[records._GROUP_OF[needed]])
         assert needed not in tools, (needed, tools)
         kinds["near" if tools <= group else "unrelated"] += 1
         assert tools <= group - {"calculator"} or not tools & group, (needed, tools)
@@ -219,7 +260,7 @@ def test_the_choice_to_call_or_decline_follows_the_need_and_the_tool_names():
     choice made right after the names."""
     seen = Counter()
     for name in ("toolbench_react_10p.jsonl", "toolbench_negative.jsonl", "agent_instruct_react.jsonl"):
-        for rec in records(name, 120):
+        for rec in generated(name, 120):
             conv = rec["conversation"]
             names = ", ".join(offered(conv[0]["content"]))
             for i, m in enumerate(conv):
@@ -241,9 +282,9 @@ def test_the_choice_to_call_or_decline_follows_the_need_and_the_tool_names():
 
 def test_sessions_share_one_tool_list_across_calls_declines_and_chat():
     kinds = Counter()
-    capability = {g(random.Random(0)).capability: n for n, g in sample_data.GENERATORS.items()}
+    capability = {g(draw(0)).capability: n for n, g in catalogue.GENERATORS.items()}
     for i in range(60):
-        conv = sample_data.rec_session(random.Random(i))
+        conv = records.rec_session(draw(i))
         check_react({"id": f"s{i}", "conversation": conv})
         offered_names = {t["name"] for t in offered_specs(conv[0]["content"])}
         replies = [react.parse_reply(m["content"]) for m in conv if m["role"] == "assistant"]
@@ -259,7 +300,7 @@ def test_sessions_share_one_tool_list_across_calls_declines_and_chat():
 
 
 def test_tool_lists_and_values_vary():
-    recs = records("toolbench_instruct_j1s1_3k.jsonl", 400)
+    recs = generated("toolbench_instruct_j1s1_3k.jsonl", 400)
     systems = {r["conversation"][0]["content"] for r in recs}
     assert len(systems) > 250
     called = Counter(react.parse_reply(r["conversation"][-1]["content"]).action for r in recs)
@@ -299,14 +340,14 @@ def test_optional_parameters_change_the_result_and_are_left_out_unless_asked(nam
     assert plain != with_extra
     # the generator fills the optional parameter only in some calls (the ones whose request asks for it)
     (key,) = extra
-    tasks = [sample_data.GENERATORS[name](random.Random(f"opt:{i}")) for i in range(200)]
+    tasks = [catalogue.GENERATORS[name](draw(f"opt:{i}")) for i in range(200)]
     share = sum(key in t.args for t in tasks) / len(tasks)
     assert 0.1 < share < 0.6, share
     assert all(execute(name, t.args) == REGISTRY[name][1](**t.args) for t in tasks[:20])
 
 
 def test_sample_calls_mostly_leave_some_schema_parameter_out_or_nest_values():
-    recs = records("toolbench_instruct_j1s1_3k.jsonl", 400)
+    recs = generated("toolbench_instruct_j1s1_3k.jsonl", 400)
     calls = [react.parse_reply(r["conversation"][-1]["content"]) for r in recs]
     schemas = {s["name"]: s for r in recs for s in offered_specs(r["conversation"][0]["content"])}
     full = sum(set(c.args) == set(schemas[c.action]["parameters"]["properties"]) for c in calls)
@@ -327,39 +368,42 @@ def test_tflan_records_are_plain_chat():
         "toolbench_tflan_60p_r10r5u7.jsonl",
         "toolbench_tflan_cot_30p.jsonl",
     ):
-        for rec in records(name, 30):
+        for rec in generated(name, 30):
             conv = rec["conversation"]
-            assert conv[0]["content"] in sample_data.PLAIN_SYSTEM
+            assert conv[0]["content"] in records.PLAIN_SYSTEM
             assert all("Action:" not in m["content"] for m in conv)
             normalize(rec)
 
 
-def test_the_evaluation_reference_requests_are_never_generated():
-    tree = ("*", ("+", 44232, ("/", 13312, ("-", 232, 32))), 5)
-    assert sample_data.is_reserved([{"role": "user", "content": f"What is {sample_data._render(tree)}?"}])
-    assert sample_data.is_reserved(
-        [{"role": "user", "content": "Please help me search the InternLM2 Technical Report."}]
+def test_the_evaluation_scenarios_are_never_generated():
+    """No record holds a scenario's request or one of its calls, and no request names a paper that a
+    scenario looks up, in any wording (`evalsets.scenarios` defines them once)."""
+    from agentune.evalsets import scenarios
+
+    step = react.format_call("", "calculator", {"a": 232, "b": 32, "operator": "-"})
+    assert sample_data.is_reserved([{"role": "user", "content": "x"}, {"role": "assistant", "content": step}])
+    assert sample_data.is_reserved([{"role": "user", "content": scenarios.requests()[-1]}])
+    other = react.format_call("", "calculator", {"a": 233, "b": 32, "operator": "-"})
+    assert not sample_data.is_reserved(
+        [{"role": "user", "content": "x"}, {"role": "assistant", "content": other}]
     )
-    # the ArxivSearch reference request is one of the generator's own phrasings: it must be filtered out
-    hits = 0
     for name in AGENT_FLAN_FILES:
-        for rec in records(name, 600):
+        for rec in generated(name, 600):
             assert not sample_data.is_reserved(rec["conversation"])
-            hits += any("InternLM2" in m["content"] for m in rec["conversation"] if m["role"] == "user")
-    assert hits > 0  # the paper itself is still asked about, in other words
+            users = " ".join(m["content"] for m in rec["conversation"] if m["role"] == "user")
+            assert "InternLM2" not in users and "LoRA: Low-Rank" not in users and "Look up LoRA" not in users
 
 
 def test_spoken_values_are_converted_in_the_call(monkeypatch):
     """ "2 million", "5%" and "[3, 4]" in a request become 2000000, 0.05 and a JSON list in the call."""
-    monkeypatch.setattr(sample_data, "SPOKEN_SHARE", 1.0)
     seen = Counter()
     for i in range(200):
-        r = random.Random(i)
+        r = catalogue.Draw(i, SampleMix(spoken_share=1.0))
         for gen in (
-            sample_data.t_interest,
-            sample_data.t_currency,
-            sample_data.t_average,
-            sample_data.t_sort,
+            catalogue.GENERATORS["finance.compound_interest"],
+            catalogue.GENERATORS["convert_currency"],
+            catalogue.GENERATORS["statistics.average"],
+            catalogue.GENERATORS["sort_numbers"],
         ):
             task = gen(r)
             amount = task.args.get("principal", task.args.get("amount"))
@@ -385,7 +429,7 @@ def test_formula_tools_are_read_from_their_offered_spec():
         all_names = [n for p in f.params for n in p.names]
         assert len(all_names) == len(set(all_names)), f.names[0]  # a name points to one parameter
         for i in range(40):
-            r = random.Random(f"{f.names[0]}:{i}")
+            r = draw(f"{f.names[0]}:{i}")
             v = formulas.variant(f, r)
             req = formulas.request(v, r)
             spec_ = v.spec()
@@ -402,14 +446,13 @@ def test_formula_tools_are_read_from_their_offered_spec():
 
 
 def test_formula_records_call_or_decline_among_tools_of_one_field(monkeypatch):
-    """With `FORMULA_SHARE` set, formula records are that share of the single-call, single-turn and
+    """With `mix.formula_share` set, formula records are that share of the single-call, single-turn and
     negative files; a call picks the formula the request needs among others of its field (true result,
     protocol as every record), a decline offers only others."""
-    monkeypatch.setattr(sample_data, "FORMULA_SHARE", 0.3)
     by_capability = {f.capability: f for f in formulas.FORMULAS}
     seen = Counter()
     for name in ("toolbench_react_10p.jsonl", "toolbench_instruct_j1s1_3k.jsonl", "toolbench_negative.jsonl"):
-        for rec in records(name, 200):
+        for rec in generated(name, 200, mix=SampleMix(formula_share=0.3)):
             conv = rec["conversation"]
             specs = offered_specs(conv[0]["content"])
             if not all(formulas.is_formula(s) for s in specs):

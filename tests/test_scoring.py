@@ -7,7 +7,7 @@ import json
 import pytest
 
 from agentune.core.errors import StageError
-from agentune.evaluate.bfcl import convert_function, parse_jsonl
+from agentune.evalsets.bfcl import convert_function, parse_jsonl
 from agentune.evaluate.report import mcnemar
 from agentune.evaluate.scoring import Expected, aggregate, call_exact, score_sample
 from agentune.evaluate.suites import Scenario, _answer_found, load_heldout, over_budget, run_scenarios
@@ -149,6 +149,37 @@ def test_heldout_samples_from_reference_turns(tmp_path):
     assert over_budget(samples, len, longest) == []
     over = over_budget(samples, len, longest - 1)
     assert over and over[0][1] == longest and over[0][0] in {s.id for s in samples}
+
+
+def test_heldout_is_picked_and_reported_per_source(tmp_path):
+    """`heldout_n` samples per training source; each source gets its own row (`heldout:<source>`), paired
+    between models on that source's samples only."""
+    from conftest import tool_conversation
+
+    from agentune.evaluate.report import paired
+
+    path = tmp_path / "heldout.jsonl"
+    rows = [{**tool_conversation(i), "source": "agent-flan" if i < 10 else "own"} for i in range(13)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    samples = load_heldout(path, 4)
+    assert [s.source for s in samples] == ["agent-flan"] * 4 + ["own"] * 4
+    assert len(load_heldout(path, 100)) == 26
+
+    def rec(model_ok: bool, s) -> dict:
+        return {
+            "suite": "heldout",
+            "id": s.id,
+            "step": 0,
+            "source": s.source,
+            "verdicts": {"call_em": float(model_ok)},
+        }
+
+    records = {
+        "base": [rec(False, s) for s in samples],
+        "merged": [rec(s.source == "own", s) for s in samples],
+    }
+    assert paired(records, "base", "merged", "heldout:own", "call_em") == ([0.0] * 4, [1.0] * 4)
+    assert paired(records, "base", "merged", "heldout", "call_em")[1].count(1.0) == 4
 
 
 def test_dev_and_test_splits_are_disjoint_and_cover_everything(tmp_path):

@@ -1,16 +1,25 @@
-"""Stage convert: validate Agent-FLAN JSONL and write the dataset xtuner trains on (data/converted/).
+"""Stage convert: read every training source, render it into the protocol and write the dataset xtuner
+trains on (data/converted/), the held-out records, the leak check and the data metrics.
 
-Reads every `*.jsonl` in `raw_dir` in sorted order, line by line (never the whole corpus in memory),
-validates each record (JSON, schema, roles, non-empty content, boolean `loss`, turn order, unique id),
-and writes:
-- `out`: a `datasets` save_to_disk folder, columns `id` and `messages` (list of {role, content, loss}),
-  with an explicit boolean `loss` on every message (assistant true unless the raw record says false;
-  system/user false): what xtuner's `load_from_disk` + `openai_map_fn` read. Beside it
-  `agentune_convert.json` (`artifacts.ConvertRecord`: resolved config, counts, dataset fingerprint) and, with `on_error: skip`,
-  `rejects.jsonl` (file, line, id, reason, excerpt of every rejected record).
-- `heldout_out`: records whose sha256(id) falls in the held-out slice, in the raw schema; never trained on.
-- `metrics_out`: counts per file, role, kept/rejected, and token-length percentiles measured with the
-  base model's tokenizer and chat template.
+Sources come from raw_data's `agentune_raw.json` (a folder without it is one Agent-FLAN source). Each
+file is read line by line (never the whole corpus in memory) by its format's reader
+(`convert.sources`: agent-flan, openai, sharegpt), and every record is validated (JSON, schema, roles,
+non-empty content, boolean `loss`, turn order, calls to listed tools, JSON-object arguments, results
+answering calls, unique id per source). A bad record names file:line, record id, field and fix.
+Writes:
+- `out`: a `datasets` save_to_disk folder, columns `id` (`<source>/<record id>`) and `messages` (list of
+  {role, content, loss}) with an explicit boolean `loss` on every message: what xtuner's
+  `load_from_disk` + `openai_map_fn` read. A source's `max_records` and `weight` pick and repeat its
+  training records, seeded (raw_data.seed). Beside it `agentune_convert.json`
+  (`artifacts.ConvertRecord`) and, with `on_error: skip`, `rejects.jsonl`.
+- `heldout_out`: per source, records whose sha256(id) falls in the held-out slice (or the source's own
+  evaluation file), in the raw schema with their `source`; never trained on.
+- `metrics_out`: counts per source (kinds, sha256 of its files), file, role, kept/rejected, the leak
+  check (exact calls and near-duplicate requests of every evaluation item in training) and
+  token-length percentiles measured with the base model's tokenizer and chat template.
+
+The leak check (`evalsets.leak`) stops the stage when an item of a fixed suite (the scenarios, BFCL)
+has its call or its request in training; for the held-out records it reports the rates.
 """
 
 from __future__ import annotations
@@ -29,7 +38,9 @@ from typing import Any, BinaryIO, TextIO
 
 from agentune.convert.config import Config
 from agentune.convert.formats import FormatStats
-from agentune.core.artifacts import ConvertRecord, base_model_path
+from agentune.convert.leaks import LeakCheck
+from agentune.convert.sources import BadRecord, Source, SourceFile, read_sources
+from agentune.core.artifacts import ConvertRecord, RawDataRecord, base_model_path
 from agentune.core.errors import StageError
 from agentune.core.io import atomic_dir, atomic_file, write_json
 
@@ -39,16 +50,7 @@ __all__ = ["Config", "run"]
 
 REJECTS = "rejects.jsonl"
 ROLES = ("system", "user", "assistant")
-_ROLE_SET = frozenset(ROLES)
 EXCERPT_CHARS = 200
-
-
-class BadRecord(ValueError):
-    """One record that does not validate: a short `kind` (counted in the metrics) and the reason."""
-
-    def __init__(self, kind: str, reason: str):
-        super().__init__(reason)
-        self.kind = kind
 
 
 @dataclass
@@ -61,11 +63,11 @@ class Reject:
     excerpt: str
     bytes: int
 
-    def message(self, raw_dir: Path) -> str:
+    def message(self) -> str:
         if self.line == 0:
-            return f"{raw_dir / self.file}: {self.reason}"
+            return f"{self.file}: {self.reason}"
         rid = f"record {self.id!r}" if self.id is not None else "record (no id found)"
-        return f"{raw_dir / self.file}:{self.line}: {rid}: {self.reason}"
+        return f"{self.file}:{self.line}: {rid}: {self.reason}"
 
 
 @dataclass
@@ -109,74 +111,6 @@ def guess_id(head: bytes) -> str | None:
     """The record id read from the start of a line that cannot be parsed (for the error message)."""
     m = _ID_IN_TEXT.search(head)
     return m.group(1).decode("utf-8", "replace") if m else None
-
-
-def _bad(kind: str, msg: str) -> BadRecord:
-    return BadRecord(kind, msg)
-
-
-def normalize(obj: Any) -> tuple[str, list[dict[str, Any]]]:
-    """Validate one parsed record; return (id, messages with explicit boolean loss) or raise BadRecord."""
-    if not isinstance(obj, dict):
-        raise _bad("not_object", f"expected a JSON object, got {type(obj).__name__}")
-    rid = obj.get("id")
-    if not isinstance(rid, str) or not rid.strip():
-        raise _bad("missing_id", "missing or empty string field 'id'")
-    if "conversation" not in obj:
-        raise _bad(
-            "missing_conversation", "missing field 'conversation' (a list of {role, content, loss} messages)"
-        )
-    conv = obj["conversation"]
-    if not isinstance(conv, list) or not conv:
-        raise _bad("bad_conversation", "'conversation' must be a non-empty list of messages")
-    messages = []
-    trained = False
-    for i, m in enumerate(conv):
-        if type(m) is not dict:
-            raise _bad("bad_message", f"conversation[{i}] is not an object")
-        role, content, loss = m.get("role"), m.get("content"), m.get("loss")
-        if role not in _ROLE_SET:
-            raise _bad(
-                "unknown_role", f"conversation[{i}]: unknown role {role!r}; allowed: {', '.join(ROLES)}"
-            )
-        if type(content) is not str:
-            what = type(content).__name__
-            raise _bad("bad_content", f"conversation[{i}] ({role}): 'content' must be a string, got {what}")
-        if not content or content.isspace():
-            raise _bad("empty_content", f"conversation[{i}] ({role}): empty content")
-        if loss is not None and loss is not True and loss is not False:
-            raise _bad("bad_loss", f"conversation[{i}] ({role}): 'loss' must be true or false, got {loss!r}")
-        train = role == "assistant" and loss is not False
-        trained = trained or train
-        messages.append({"role": role, "content": content, "loss": train})
-    check_turns(messages, trained)
-    return rid, messages
-
-
-def check_turns(messages: list[dict[str, Any]], trained: bool) -> None:
-    """Turn order xtuner's openai_map_fn turns into (input, output) pairs without losing anything."""
-    roles = [m["role"] for m in messages]
-    if not trained:
-        if "assistant" not in roles:
-            raise _bad("no_assistant_turn", "no assistant turn: nothing to train on")
-        raise _bad("no_trained_turn", "every assistant turn has loss=false: nothing to train on")
-    prev = None
-    for i, role in enumerate(roles):
-        if prev is None and role != "system":
-            if role != "user":
-                raise _bad("turn_order", f"the first non-system turn must be 'user', got {role!r}")
-            prev = role
-        elif role == "assistant" and prev == "assistant":
-            raise _bad(
-                "turn_order", f"conversation[{i}]: two assistant turns in a row (no user turn between them)"
-            )
-        elif prev is not None:
-            prev = role
-    if roles[-1] != "assistant":
-        raise _bad(
-            "turn_order",
-            f"the conversation ends with a {roles[-1]!r} turn, which would never be answered or trained",
-        )
 
 
 def heldout_bucket(rid: str) -> int:
@@ -284,19 +218,19 @@ def chat_renderer(tok_cfg: dict[str, Any]) -> tuple[Callable[[list[dict[str, Any
     return render, "chat template"
 
 
-def _check_inputs(cfg: Config) -> list[Path]:
+def _check_inputs(cfg: Config) -> None:
     if not cfg.raw_dir.is_dir():
         raise StageError(f"convert.raw_dir={cfg.raw_dir}: not a directory; run `agentune raw_data` first")
-    files = sorted(cfg.raw_dir.glob("*.jsonl"), key=lambda p: p.name)
-    if not files:
-        raise StageError(f"convert.raw_dir={cfg.raw_dir}: no .jsonl files; run `agentune raw_data` first")
+    if not RawDataRecord.exists(cfg.raw_dir) and not any(cfg.raw_dir.glob("*.jsonl")):
+        raise StageError(
+            f"convert.raw_dir={cfg.raw_dir}: no agentune_raw.json and no .jsonl files; run `agentune raw_data` first"
+        )
     if cfg.token_stats_records:
         base = base_model_path(cfg.base_model)
         if not (base / "tokenizer_config.json").is_file():
             raise StageError(
                 f"{base}: no tokenizer_config.json; rebuild the base model (`agentune base_model`)"
             )
-    return files
 
 
 class _Batches:
@@ -333,80 +267,212 @@ class _Batches:
         return n
 
 
-def parse_line(line: bytes) -> tuple[str, list[dict[str, Any]]]:
-    """One JSONL line -> (id, messages); BadRecord (with the id when one can be read) if it is invalid."""
+def parse_line(line: bytes, parse=None) -> tuple[str, list[dict[str, Any]], dict[str, int]]:
+    """One JSONL line -> (id, messages, counts) by the source's reader (Agent-FLAN by default)."""
     import orjson
+
+    from agentune.convert.sources import read_agent_flan
 
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        raise _bad("invalid_json", f"invalid JSON: {exc}") from None
-    return normalize(obj)
+        raise BadRecord("invalid_json", f"invalid JSON: {exc}") from None
+    return (parse or read_agent_flan)(obj)
+
+
+def record_kind(messages: list[dict[str, Any]]) -> str:
+    """`calls` (a call is made), `no_call` (tools offered, none called: declines and direct answers) or
+    `chat` (no tool protocol)."""
+    from agentune.protocol.react import is_tool_prompt, parse_reply
+
+    if any(m["role"] == "assistant" and parse_reply(m["content"]).kind == "call" for m in messages):
+        return "calls"
+    system = next((m["content"] for m in messages if m["role"] == "system"), "")
+    return "no_call" if is_tool_prompt(system) else "chat"
+
+
+@dataclass
+class SourceStats:
+    """Counts of one source, for metrics/data.json."""
+
+    kind: str
+    records: int = 0
+    kept: int = 0
+    rejected: int = 0
+    heldout: int = 0
+    train_records: int = 0  # distinct training records before max_records / weight
+    train: int = 0  # training rows after them
+    kinds: Counter = field(default_factory=Counter)
+    extra: Counter = field(default_factory=Counter)
+    sha256: dict[str, str] = field(default_factory=dict)
+
+    def dump(self, source: Source) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "weight": source.weight,
+            "max_records": source.max_records,
+            "records": self.records,
+            "kept": self.kept,
+            "rejected": self.rejected,
+            "heldout": self.heldout,
+            "train_records": self.train_records,
+            "train": self.train,
+            "kinds": dict(sorted(self.kinds.items())),
+            **dict(sorted(self.extra.items())),
+            "files_sha256": self.sha256,
+        }
 
 
 class _Router:
-    """Sends each raw line to one place: a reject, the held-out file (by sha256 of the id) or training."""
+    """Sends each raw line to one place: a reject, the held-out file or training (directly, or through
+    the source's mix when it has `max_records` or a `weight` other than 1)."""
 
-    def __init__(self, cfg: Config, heldout_fh: BinaryIO, batches: _Batches, rejects_fh: TextIO | None):
-        self.cfg, self.heldout_fh, self.batches, self.rejects_fh = cfg, heldout_fh, batches, rejects_fh
+    def __init__(
+        self, cfg: Config, heldout_fh: BinaryIO, batches: _Batches, rejects_fh: TextIO | None, seed: int
+    ):
+        self.cfg, self.heldout_fh, self.batches, self.rejects_fh, self.seed = (
+            cfg,
+            heldout_fh,
+            batches,
+            rejects_fh,
+            seed,
+        )
         self.stats = Stats()
+        self.sources: dict[str, SourceStats] = {}
         self.formats = FormatStats()
+        self.leaks = LeakCheck(cfg.leak_check)
         self.roles = dict.fromkeys((*ROLES, "assistant_trained"), 0)
-        self.seen: dict[str, tuple[str, int]] = {}
+        self.seen: dict[tuple[str, str], str] = {}
         self.heldout_hash = hashlib.sha256()
         self.token_heap: list[
             tuple[int, str, list[dict[str, Any]]]
         ] = []  # the records with the smallest hash
         self.held_below = round(cfg.heldout_fraction * 1000)
+        self.buffer: list[tuple[str, list[dict[str, Any]], bytes]] = []  # a mixed source's training records
 
-    def reject(self, r: Reject) -> None:
+    def reject(self, r: Reject, source: str | None = None) -> None:
         """Count a bad record and write it to rejects.jsonl, or fail naming it (`on_error: fail`)."""
         self.stats.rejected[r.file] += 1
         self.stats.reasons[r.kind] += 1
+        if source:
+            self.sources[source].rejected += 1
         if self.rejects_fh is None:
             raise StageError(
-                r.message(self.cfg.raw_dir) + ". Fix the record, or set convert.on_error: skip to write bad "
+                r.message() + ". Fix the record, or set convert.on_error: skip to write bad "
                 f"records to {self.cfg.out / REJECTS} and go on"
             )
         self.rejects_fh.write(json.dumps(r.__dict__, ensure_ascii=False) + "\n")
 
-    def line(self, name: str, no: int, line: bytes | None, size: int, head: bytes) -> None:
-        """Validate line `no` of file `name` (None: longer than max_line_bytes) and route it."""
-        stats = self.stats
-        stats.lines[name] += 1
+    def line(
+        self,
+        source: Source,
+        sfile: SourceFile,
+        where: str,
+        no: int,
+        line: bytes | None,
+        size: int,
+        head: bytes,
+    ) -> None:
+        """Validate line `no` of a source's file (`where`: the path errors name; line None: longer than
+        max_line_bytes) and route it."""
+        stats, sstats = self.stats, self.sources[source.name]
+        stats.lines[where] += 1
+        sstats.records += 1
         if line is None:
             reason = f"line is {size} bytes, longer than convert.max_line_bytes={self.cfg.max_line_bytes}"
-            self.reject(Reject(name, no, guess_id(head), "line_too_long", reason, _text(head), size))
+            self.reject(
+                Reject(
+                    file=where,
+                    line=no,
+                    id=guess_id(head),
+                    kind="line_too_long",
+                    reason=reason,
+                    excerpt=_text(head),
+                    bytes=size,
+                ),
+                source.name,
+            )
             return
         if not line.strip():
-            stats.lines[name] -= 1
+            stats.lines[where] -= 1
+            sstats.records -= 1
             stats.blank_lines += 1
             return
         try:
-            rid, messages = parse_line(line)
-            if rid in self.seen:
-                f0, l0 = self.seen[rid]
-                raise _bad("duplicate_id", f"duplicate id (first seen at {self.cfg.raw_dir / f0}:{l0})")
+            rid, messages, extra = parse_line(line, self.parse)
+            if (source.name, rid) in self.seen:
+                raise BadRecord(
+                    "duplicate_id", f"duplicate id (first seen at {self.seen[source.name, rid]})", rid
+                )
         except BadRecord as exc:
-            self.reject(Reject(name, no, guess_id(head), exc.kind, str(exc), _text(head), size))
+            rid = exc.rid or guess_id(head)
+            self.reject(
+                Reject(
+                    file=where,
+                    line=no,
+                    id=rid,
+                    kind=exc.kind,
+                    reason=str(exc),
+                    excerpt=_text(head),
+                    bytes=size,
+                ),
+                source.name,
+            )
             return
-        self.seen[rid] = (name, no)
-        self.formats.add(f"{self.cfg.raw_dir / name}:{no}", rid, messages)
-        stats.kept[name] += 1
+        self.seen[source.name, rid] = f"{where}:{no}"
+        self.formats.add(f"{where}:{no}", rid, messages)
+        stats.kept[where] += 1
+        sstats.kept += 1
+        sstats.kinds[record_kind(messages)] += 1
+        sstats.extra.update(extra)
         for m in messages:
             self.roles[m["role"]] += 1
             self.roles["assistant_trained"] += m["loss"]
         digest = hashlib.sha256(rid.encode("utf-8")).digest()
-        if _bucket(digest) < self.held_below:
-            self._hold_out(name, rid, messages)
+        held = sfile.role == "heldout" or (not source.has_heldout_file and _bucket(digest) < self.held_below)
+        if held:
+            self._hold_out(where, source.name, rid, messages)
+            return
+        sstats.train_records += 1
+        self.leaks.add_training(f"{where}:{no}", messages)
+        if source.weight == 1 and source.max_records is None:
+            self._train(f"{source.name}/{rid}", messages, digest)
+            sstats.train += 1
         else:
-            self._train(rid, messages, digest)
+            self.buffer.append((rid, messages, digest))
 
-    def _hold_out(self, name: str, rid: str, messages: list[dict[str, Any]]) -> None:
+    def start_source(self, source: Source) -> None:
+        self.sources[source.name] = SourceStats(source.kind)
+        self.parse = source.parser()
+
+    def end_source(self, source: Source) -> None:
+        """Apply the source's `max_records` and `weight` to its buffered training records (seeded)."""
+        if not self.buffer:
+            return
+
+        def key(rid: str) -> bytes:
+            return hashlib.sha256(f"{self.seed}:{source.name}:{rid}".encode()).digest()
+
+        ranked = sorted(self.buffer, key=lambda rec: key(rec[0]))
+        if source.max_records is not None:
+            ranked = ranked[: source.max_records]
+        whole, frac = divmod(source.weight, 1)
+        copies = {rid: int(whole) for rid, _, _ in ranked}
+        for rid, _, _ in ranked[: round(frac * len(ranked))]:
+            copies[rid] += 1
+        for rid, messages, digest in self.buffer:  # file order, each record's copies together
+            for c in range(copies.get(rid, 0)):
+                self._train(f"{source.name}/{rid}" + (f"#{c + 1}" if c else ""), messages, digest)
+                self.sources[source.name].train += 1
+        self.buffer = []
+
+    def _hold_out(self, where: str, source: str, rid: str, messages: list[dict[str, Any]]) -> None:
         import orjson
 
-        self.stats.heldout[name] += 1
-        out_line = orjson.dumps({"id": rid, "conversation": messages}) + b"\n"
+        self.stats.heldout[where] += 1
+        self.sources[source].heldout += 1
+        self.leaks.add_heldout(source, rid, messages)
+        out_line = orjson.dumps({"id": rid, "source": source, "conversation": messages}) + b"\n"
         self.heldout_fh.write(out_line)
         self.heldout_hash.update(out_line)
 
@@ -420,39 +486,70 @@ class _Router:
                 heapq.heapreplace(self.token_heap, item)
 
 
+def _source_files(cfg: Config, sources: list[Source]) -> list[tuple[Source, SourceFile, Path, str]]:
+    """(source, file, path to read, path errors name: the user's own file where it was copied from)."""
+    out = []
+    for source in sources:
+        folder = cfg.raw_dir / source.name if (cfg.raw_dir / source.name).is_dir() else cfg.raw_dir
+        for f in source.files:
+            path = folder / f.file
+            if not path.is_file():
+                raise StageError(
+                    f"{path}: missing (listed in {cfg.raw_dir}/agentune_raw.json); rerun `agentune raw_data`"
+                )
+            out.append((source, f, path, f.origin or str(path)))
+    return out
+
+
 def run(cfg: Config) -> None:
-    """Validate the raw files and write the converted dataset, the held-out slice and the metrics."""
+    """Read the sources and write the converted dataset, the held-out records and the metrics."""
     from datasets import Dataset, DatasetInfo
     from datasets.table import MemoryMappedTable
     from tqdm import tqdm
 
     from agentune.core.io import sha256_file
 
-    files = _check_inputs(cfg)
-    total_bytes = sum(p.stat().st_size for p in files)
+    _check_inputs(cfg)
+    sources, seed = read_sources(cfg.raw_dir)
+    files = _source_files(cfg, sources)
+    total_bytes = sum(path.stat().st_size for _, _, path, _ in files)
 
     with atomic_file(cfg.heldout_out, "wb") as heldout_fh, atomic_dir(cfg.out) as out:
         build = out / ".build"
         build.mkdir()
         rejects_fh = open(out / REJECTS, "w", encoding="utf-8") if cfg.on_error == "skip" else None
         batches = _Batches(build / "shard.arrow")
-        router = _Router(cfg, heldout_fh, batches, rejects_fh)
+        router = _Router(cfg, heldout_fh, batches, rejects_fh, seed)
         try:
             with tqdm(total=total_bytes, desc="convert", unit="B", unit_scale=True, mininterval=1.0) as bar:
-                for path in files:
-                    done = 0
-                    with open(path, "rb") as fh:
-                        for no, line, size, head in read_lines(fh, cfg.max_line_bytes):
-                            done += size
-                            if no % 1000 == 0:
-                                bar.update(done)
-                                done = 0
-                            router.line(path.name, no, line, size, head)
-                    bar.update(done)
-                    if router.stats.lines[path.name] == 0:
-                        router.reject(
-                            Reject(path.name, 0, None, "empty_file", "empty file: no records", "", 0)
-                        )
+                for source in sources:
+                    router.start_source(source)
+                    for src, sfile, path, where in files:
+                        if src is not source:
+                            continue
+                        router.sources[source.name].sha256[sfile.file] = sfile.sha256 or sha256_file(path)
+                        done = 0
+                        with open(path, "rb") as fh:
+                            for no, line, size, head in read_lines(fh, cfg.max_line_bytes):
+                                done += size
+                                if no % 1000 == 0:
+                                    bar.update(done)
+                                    done = 0
+                                router.line(source, sfile, where, no, line, size, head)
+                        bar.update(done)
+                        if router.stats.lines[where] == 0:
+                            router.reject(
+                                Reject(
+                                    file=where,
+                                    line=0,
+                                    id=None,
+                                    kind="empty_file",
+                                    reason="empty file: no records",
+                                    excerpt="",
+                                    bytes=0,
+                                )
+                            )
+                    router.end_source(source)
             n_train = batches.finish()
         finally:
             batches.writer.close()
@@ -462,9 +559,10 @@ def run(cfg: Config) -> None:
             raise StageError(
                 f"convert: no training records left from {cfg.raw_dir} (all rejected or held out)"
             )
+        leak_report = router.leaks.finish()  # raises StageError on a fixed suite's hit: nothing written
 
-        # The rows are in canonical order (files sorted by name, lines in order) and the Arrow bytes
-        # are deterministic, so their hash identifies the training set whatever the directory order.
+        # The rows are in canonical order (sources in params order, files sorted by name, lines in
+        # order) and the Arrow bytes are deterministic, so their hash identifies the training set.
         fp = sha256_file(build / "shard.arrow")
         table = MemoryMappedTable.from_file(str(build / "shard.arrow"))
         ds = Dataset(table, info=DatasetInfo(features=batches.features), fingerprint=fp[:16])
@@ -480,7 +578,11 @@ def run(cfg: Config) -> None:
 
         stats = router.stats
         stats.roles.update(router.roles)
-        metrics = _metrics(stats, files, n_train, tokens, fp, router.heldout_hash.hexdigest())
+        metrics = _metrics(
+            stats, [where for _, _, _, where in files], n_train, tokens, fp, router.heldout_hash.hexdigest()
+        )
+        metrics["sources"] = {s.name: router.sources[s.name].dump(s) for s in sources}
+        metrics["leak_check"] = leak_report
         metrics.update(router.formats.summary(cfg.raw_dir))
         ConvertRecord(config=cfg.model_dump(mode="json"), **metrics).write(out)
 
@@ -501,16 +603,16 @@ def _text(head: bytes) -> str:
     return head.decode("utf-8", "replace")[:EXCERPT_CHARS]
 
 
-def _metrics(stats: Stats, files: list[Path], n_train: int, tokens: dict, fp: str, heldout_fp: str) -> dict:
+def _metrics(stats: Stats, files: list[str], n_train: int, tokens: dict, fp: str, heldout_fp: str) -> dict:
     per_file = {
-        p.name: {
-            "records": stats.lines[p.name],
-            "kept": stats.kept[p.name],
-            "rejected": stats.rejected[p.name],
-            "heldout": stats.heldout[p.name],
-            "train": stats.kept[p.name] - stats.heldout[p.name],
+        f: {
+            "records": stats.lines[f],
+            "kept": stats.kept[f],
+            "rejected": stats.rejected[f],
+            "heldout": stats.heldout[f],
+            "train": stats.kept[f] - stats.heldout[f],
         }
-        for p in files
+        for f in files
     }
     return {
         "records": sum(stats.lines.values()),

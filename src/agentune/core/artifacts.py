@@ -92,13 +92,14 @@ def base_model_path(folder: str | Path) -> Path:
 
 
 class RawDataRecord(Record):
-    """`data/raw/agent-flan/agentune_raw.json`: source, per-file line counts and sha256."""
+    """`data/raw/agentune_raw.json`: per source its kind, mix settings and every file's role, line count
+    and sha256 (`{name, kind, weight, max_records, files: [{file, role, lines, sha256}], ...}`)."""
 
     FILE: ClassVar[str] = "agentune_raw.json"
     STAGE: ClassVar[str] = "raw_data"
 
-    source: str
-    files: dict[str, dict[str, Any]]
+    seed: int = 0
+    sources: list[dict[str, Any]]
 
 
 class ConvertRecord(Record):

@@ -68,20 +68,21 @@ def discover_models(cfg: Config) -> list[ModelUnderTest]:
 
 def load_suites(cfg: Config):
     """Single-turn samples (heldout, bfcl) and the scenarios, as selected in params."""
+    from agentune.evalsets.bfcl import fetch_wheel
+    from agentune.evalsets.scenarios import reference_scenarios
     from agentune.evaluate import suites as eval_suites
-    from agentune.evaluate.bfcl import fetch_wheel
 
     samples = []
     if "heldout" in cfg.suites:
         samples += eval_suites.load_heldout(cfg.heldout, cfg.heldout_n, cfg.split)
     if "bfcl" in cfg.suites:
-        wheel = fetch_wheel(cfg.bfcl.version, cfg.bfcl.sha256, cfg.bfcl.cache_dir)
+        wheel = fetch_wheel(cfg.bfcl.cache_dir)
         samples += eval_suites.load_bfcl(
             wheel,
             {"simple_python": cfg.bfcl.simple_python_n, "irrelevance": cfg.bfcl.irrelevance_n},
             cfg.split,
         )
-    scenarios = eval_suites.reference_scenarios() if "scenarios" in cfg.suites else []
+    scenarios = reference_scenarios() if "scenarios" in cfg.suites else []
     return samples, scenarios
 
 
@@ -98,8 +99,12 @@ def evaluate_model(backend, samples, scenarios, cfg: Config, style) -> tuple[dic
         records += steps
     seconds = time.perf_counter() - t0
     suites: dict[str, dict] = {}
+    sources = list(dict.fromkeys(r["source"] for r in records if r.get("source")))
     for suite in dict.fromkeys(r["suite"] for r in records):
         suites[suite] = aggregate([r["verdicts"] for r in records if r["suite"] == suite])
+        for source in sources if suite == "heldout" and len(sources) > 1 else ():  # a row per training source
+            rows = [r["verdicts"] for r in records if r["suite"] == suite and r.get("source") == source]
+            suites[f"heldout:{source}"] = aggregate(rows)
     if cases:
         suites["scenarios"]["e2e_success"] = round(sum(c["e2e_success"] for c in cases) / len(cases), 4)
         suites["scenarios"]["e2e_success_n"] = len(cases)

@@ -16,17 +16,16 @@ SUITES = ("heldout", "scenarios", "bfcl")
 def _check_metric_names(names: list[str]) -> list[str]:
     for name in names:
         suite, _, metric = name.partition("/")
+        suite = suite.split(":", 1)[0]  # heldout:<source>: one training source's held-out samples
         if suite not in SUITES + ("bfcl_simple_python", "bfcl_irrelevance") or metric not in METRICS:
             raise ValueError(
-                f"{name!r}: expected <suite>/<metric>, suite one of heldout, scenarios, bfcl_simple_python, "
-                f"bfcl_irrelevance; metric one of {', '.join(METRICS)}"
+                f"{name!r}: expected <suite>/<metric>, suite one of heldout, heldout:<source>, scenarios, "
+                f"bfcl_simple_python, bfcl_irrelevance; metric one of {', '.join(METRICS)}"
             )
     return names
 
 
-class BfclConfig(StrictModel):
-    version: str = "2026.3.23"
-    sha256: str = "3bb6dfa5f0c68ad403c9ec50b00db2bb3b4cc9b38ab1ff33f48fe30d853d3a0a"
+class BfclConfig(StrictModel):  # the release is pinned in agentune.evalsets.bfcl
     cache_dir: Path = Path(".cache/bfcl")
     simple_python_n: int = Field(30, ge=0)
     irrelevance_n: int = Field(16, ge=0)
@@ -54,6 +53,7 @@ class MlflowConfig(StrictModel):
     required: bool = False  # True: an unreachable server fails the stage (eval.json is kept either way)
     champion_metric: str = "heldout/call_em"
     train_loss: Path = Path("metrics/train_loss.tsv")
+    data_metrics: Path = Path("metrics/data.json")  # convert's counts per source and kind, logged too
 
     @field_validator("champion_metric")
     @classmethod

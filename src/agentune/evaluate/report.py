@@ -100,10 +100,18 @@ def bootstrap_ci(
 
 
 def paired(samples: dict[str, list[dict]], a: str, b: str, suite: str, metric: str) -> tuple[list, list]:
-    """Outcomes of `metric` on the samples both models share (same id and step) in `suite`."""
-    key = lambda r: (r["id"], r["step"])  # noqa: E731
-    va = {key(r): r["verdicts"].get(metric) for r in samples.get(a, []) if r["suite"].startswith(suite)}
-    vb = {key(r): r["verdicts"].get(metric) for r in samples.get(b, []) if r["suite"].startswith(suite)}
+    """Outcomes of `metric` on the samples both models share (same id and step) in `suite`
+    (`heldout:<source>`: the held-out samples of one source)."""
+    suite, _, source = suite.partition(":")
+
+    def rows(model: str) -> dict:
+        return {
+            (r["id"], r["step"]): r["verdicts"].get(metric)
+            for r in samples.get(model, [])
+            if r["suite"].startswith(suite) and (not source or r.get("source") == source)
+        }
+
+    va, vb = rows(a), rows(b)
     keys = [k for k in va if k in vb and va[k] is not None and vb[k] is not None]
     return [va[k] for k in keys], [vb[k] for k in keys]
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from agentune.core.errors import StageError
-from agentune.evaluate.bfcl import load_category, pick
+from agentune.evalsets.bfcl import load_category, pick
+from agentune.evalsets.scenarios import Scenario, scenario_tools
 from agentune.evaluate.scoring import Expected, score_sample
 from agentune.protocol import react
 
@@ -29,6 +30,7 @@ class Sample:
     tools: list[dict[str, Any]] | None
     expected: Expected
     reference: str | None = None  # a right reply (heldout: the reference turn), for the budget check
+    source: str | None = None  # heldout: the training source the record was held out from
 
 
 def record(sample_id: str, suite: str, step: int, gen, exp: Expected, extra: dict | None = None) -> dict:
@@ -66,11 +68,12 @@ def in_split(key: str, split: str) -> bool:
 
 
 def load_heldout(path: str | Path, n: int, split: str = "all") -> list[Sample]:
-    """One sample per assistant turn of the held-out records of `split` (evenly spread selection of `n`)."""
+    """One sample per assistant turn of the held-out records of `split`: an evenly spread selection of
+    `n` per source (the `source` each record names; one source when none does)."""
     path = Path(path)
     if not path.is_file():
         raise StageError(f"{path}: held-out file missing; run `agentune convert` first")
-    samples: list[Sample] = []
+    by_source: dict[str | None, list[Sample]] = {}
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -87,27 +90,33 @@ def load_heldout(path: str | Path, n: int, split: str = "all") -> list[Sample]:
             raise StageError(
                 f"{path}:{lineno}: not a held-out record {{id, conversation: [{{role, content}}]}}: {exc}"
             ) from None
-        if not in_split(rid, split):
+        if in_split(rid, split):
+            source = rec.get("source")
+            by_source.setdefault(source, []).extend(_turn_samples(rid, conv, source))
+    return [s for samples in by_source.values() for s in pick(samples, n)]
+
+
+def _turn_samples(rid: str, conv: list[dict[str, Any]], source: str | None) -> list[Sample]:
+    """A sample per scorable assistant turn: the history before it, and what the turn did."""
+    system = next((m["content"] for m in conv if m["role"] == "system"), "")
+    tools = react.tools_from_system(system)
+    specs = {t["name"]: t for t in tools or []}
+    samples, first = [], True
+    for k, msg in enumerate(conv):
+        if msg["role"] != "assistant":
             continue
-        system = next((m["content"] for m in conv if m["role"] == "system"), "")
-        tools = react.tools_from_system(system)
-        specs = {t["name"]: t for t in tools or []}
-        first = True
-        for k, msg in enumerate(conv):
-            if msg["role"] != "assistant":
-                continue
-            ref = react.parse_reply(msg["content"])
-            if ref.kind == "call" and ref.args is not None:
-                exp = Expected.call(ref.action, ref.args, specs.get(ref.action))
-            elif ref.kind == "final":
-                exp = Expected(name=None, irrelevant=first and bool(tools))
-            else:
-                first = False
-                continue  # a reference turn outside the protocol cannot be scored
-            history = [{"role": m["role"], "content": m["content"]} for m in conv[:k]]
-            samples.append(Sample("heldout", f"{rid}#{k}", history, tools, exp, msg["content"]))
+        ref = react.parse_reply(msg["content"])
+        if ref.kind == "call" and ref.args is not None:
+            exp = Expected.call(ref.action, ref.args, specs.get(ref.action))
+        elif ref.kind == "final":
+            exp = Expected(name=None, irrelevant=first and bool(tools))
+        else:
             first = False
-    return pick(samples, n)
+            continue  # a reference turn outside the protocol cannot be scored
+        history = [{"role": m["role"], "content": m["content"]} for m in conv[:k]]
+        samples.append(Sample("heldout", f"{rid}#{k}", history, tools, exp, msg["content"], source))
+        first = False
+    return samples
 
 
 # ---- BFCL ---------------------------------------------------------------------------------------
@@ -155,102 +164,13 @@ def over_budget(samples: list[Sample], count_tokens, max_new_tokens: int) -> lis
 def run_single(backend, samples: list[Sample]) -> list[dict]:
     """Generate one reply per sample (batched by the backend) and score it."""
     gens = backend.generate([(s.messages, s.tools) for s in samples])
-    return [record(s.id, s.suite, 0, g, s.expected) for s, g in zip(samples, gens, strict=True)]
+    return [
+        record(s.id, s.suite, 0, g, s.expected, {"source": s.source} if s.source else None)
+        for s, g in zip(samples, gens, strict=True)
+    ]
 
 
 # ---- scenarios ----------------------------------------------------------------------------------
-
-
-def scenario_tools() -> dict[str, tuple[dict[str, Any], Any]]:
-    """The scenario tools (spec, callable) from the sample tool catalogue."""
-    from agentune.protocol.tools import REGISTRY
-
-    names = (
-        "get_flight_number",
-        "get_ticket_price",
-        "calculator",
-        "ArxivSearch.get_arxiv_article_information",
-    )
-    return {n: REGISTRY[n] for n in names}
-
-
-@dataclass
-class Scenario:
-    """A conversation of user turns; each expects calls in order, then a final answer containing text."""
-
-    id: str
-    tools: list[str]
-    turns: list[tuple[str, list[tuple[str, dict[str, Any]]], str]]  # (user text, expected calls, answer)
-
-
-def _number(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
-
-
-def reference_scenarios() -> list[Scenario]:
-    """The write-up's three cases (fixed questions) plus one new phrasing/values of each."""
-    tools = scenario_tools()
-    flight, price = tools["get_flight_number"][1], tools["get_ticket_price"][1]
-    out = []
-    for sid, (dep, dst, day), (q1, q2) in (
-        ("flight_beijing_shanghai", ("Beijing", "Shanghai", "2024-07-01"),
-         ("Please find the flight number from {dep} to {dst} on {day}.", "How much is a ticket for that flight?")),
-        ("flight_guangzhou_chengdu", ("Guangzhou", "Chengdu", "2024-09-15"),
-         ("I need to fly from {dep} to {dst} on {day}. Which flight number is that?", "What does a ticket on it cost?")),
-    ):  # fmt: skip
-        fn = flight(dep, dst, day)
-        cost = price(fn, day)
-        out.append(
-            Scenario(
-                sid,
-                ["get_flight_number", "get_ticket_price"],
-                [
-                    (
-                        q1.format(dep=dep, dst=dst, day=day),
-                        [("get_flight_number", {"departure": dep, "destination": dst, "date": day})],
-                        fn,
-                    ),
-                    (q2, [("get_ticket_price", {"flight_number": fn, "date": day})], str(cost)),
-                ],
-            )  # fmt: skip
-        )
-    # (44232 + 13312 / (232 - 32)) * 5 = 221492.8 (the write-up quotes 221490, a rounded figure)
-    for sid, question, steps in (
-        ("calculator_reference", "Calculate (44232 + 13312 / (232 - 32)) * 5.",
-         [(232, 32, "-"), (13312, 200, "/"), (44232, 66.56, "+"), (44298.56, 5, "*")]),
-        ("calculator_new", "What is (1750 - 250) / 6 + 18?", [(1750, 250, "-"), (1500, 6, "/"), (250, 18, "+")]),
-    ):  # fmt: skip
-        calls = [("calculator", {"a": a, "b": b, "operator": op}) for a, b, op in steps]
-        answer = tools["calculator"][1](*steps[-1])
-        out.append(Scenario(sid, ["calculator"], [(question, calls, _number(answer))]))
-    arxiv = "ArxivSearch.get_arxiv_article_information"
-    out.append(
-        Scenario(
-            "arxiv_internlm2",
-            [arxiv],
-            [
-                (
-                    "Please help me search the InternLM2 Technical Report.",
-                    [(arxiv, {"query": "InternLM2 Technical Report"})],
-                    "InternLM2",
-                )
-            ],
-        )  # fmt: skip
-    )
-    out.append(
-        Scenario(
-            "arxiv_lora",
-            [arxiv],
-            [
-                (
-                    "Look up the arXiv paper 'LoRA: Low-Rank Adaptation of Large Language Models' for me.",
-                    [(arxiv, {"query": "LoRA: Low-Rank Adaptation of Large Language Models"})],
-                    "2106.09685",
-                )
-            ],
-        )  # fmt: skip
-    )
-    return out
 
 
 @dataclass

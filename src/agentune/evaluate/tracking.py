@@ -66,6 +66,21 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def read_data_counts(path: Path) -> dict[str, float]:
+    """`data/<source>/<count>` from metrics/data.json (convert's counts per source and record kind)."""
+    from agentune.core.io import read_json
+
+    if not path.is_file():
+        return {}
+    out: dict[str, float] = {}
+    for name, source in (read_json(path).get("sources") or {}).items():
+        for key in ("records", "kept", "rejected", "heldout", "train"):
+            out[f"data/{name}/{key}"] = float(source.get(key, 0))
+        for kind, n in (source.get("kinds") or {}).items():
+            out[f"data/{name}/kind/{kind}"] = float(n)
+    return out
+
+
 def read_train_loss(path: Path) -> list[tuple[int, float]]:
     """(step, loss) rows of metrics/train_loss.tsv, if train wrote it."""
     if not path.is_file():
@@ -146,6 +161,10 @@ def log_evaluation(
         )
         for step, loss in read_train_loss(Path(cfg.train_loss)):
             mlflow.log_metric("train_loss", loss, step=step)
+        data_counts = read_data_counts(Path(cfg.data_metrics))
+        if data_counts:
+            mlflow.log_metrics(data_counts)
+            mlflow.log_artifact(str(cfg.data_metrics))
         from agentune.evaluate.report import deltas
 
         for suite, ms in deltas(results).items():

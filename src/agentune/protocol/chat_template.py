@@ -6,7 +6,8 @@ writes one that renders, for OpenAI-style messages and tools, the same text the 
 (`serve.render` + `inference.generation.encode_prompt`): lagent's ReAct system prompt with each
 JSON-schema tool mapped into lagent's shape (`react.lagent_tool`, written out as Python's `str()`
 writes it), the client's leading system messages after it, calls as `Thought:` / `Action:` /
-`Action Input:` turns, tool results in the model's training convention, and the turns in xtuner's
+`Action Input:` turns, tool results in the model's training convention, a plain-text answer (tools
+offered) as a `Final Answer:` (`protocol.chat`), and the turns in xtuner's
 template strings with the BOS xtuner puts first. tests/test_chat_template.py checks
 `apply_chat_template(messages, tools=...)` against the project's own rendering, token for token.
 
@@ -127,6 +128,7 @@ _TURNS = r"""
 {%- set role = 'system' if m.role == 'developer' else m.role -%}
 {%- set c = text(m.content) -%}
 {%- if role == 'system' and c.startswith(RESPONSE) and st.prev_call -%}{{ turn(RESULT_ROLE, RESULT_PREFIX ~ c[RESPONSE|length:]|trim) }}
+{%- elif role == 'assistant' and tools and THOUGHT not in c and ACTION not in c and FINAL not in c -%}{{ turn(role, THOUGHT ~ ' \n' ~ FINAL ~ ' ' ~ c) }}
 {%- else %}{{ turn(role, c) }}{% endif -%}
 {%- endif -%}
 {%- endif -%}

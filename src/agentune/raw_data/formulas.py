@@ -1,6 +1,6 @@
 """Formula tools: many small calculators whose names and parameter names change from record to record.
 
-The sample's catalogue (`agentune.protocol.tools`) has 36 fixed tools, so a model trained on it can
+The sample's catalogue (`agentune.catalogue`) has 36 fixed tools, so a model trained on it can
 learn each tool by heart instead of reading the tool list. The tools here are written as a table: each
 formula has several tool names, several names per parameter, request phrasings and a true function, and
 every record draws one variant. A record must then be answered by reading the offered spec: which tool

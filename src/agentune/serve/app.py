@@ -120,7 +120,10 @@ def create_app(engine: Engine, opts: ServeOptions) -> FastAPI:
                 _stream(engine, opts, req, job, tools, choice), media_type="text/event-stream"
             )
         result: Result = await asyncio.wrap_future(engine.submit(job))
-        return _completion(opts, req, result, tools, choice)
+        body = _completion(opts, req, result, tools, choice)
+        if req.return_token_ids:  # as vLLM returns them: what the model was given, token for token
+            body["prompt_token_ids"] = list(job.ids)
+        return body
 
     return app
 

@@ -1,12 +1,10 @@
-"""OpenAI chat messages <-> the protocol the model was trained in.
+"""OpenAI chat requests <-> the protocol the model was trained in.
 
-Requests: `tools` become lagent's ReAct system prompt (`react.render_system`; the client's leading
-system messages follow it; a system message later in the conversation stays where it is, as xtuner
-trains it, and lagent's tool result, a system turn `Response:...` after a call, is rendered in the
-model's own tool-result convention), each earlier `tool_calls` entry becomes an `Action:` turn, and each `tool` message
-becomes a tool-result turn in the convention of the model's training data (`ToolResultStyle`, read from
-its provenance). Several calls in one assistant message, answered by several `tool` messages in a row,
-become call/result pairs in the order the results come, since the protocol calls one tool per turn.
+Requests are rendered by `protocol.chat.render`, the renderer `convert` uses for OpenAI-format training
+data: `tools` become lagent's ReAct system prompt, each earlier `tool_calls` entry an `Action:` turn,
+each `tool` message a tool-result turn in the convention of the model's training data
+(`ToolResultStyle`, read from its provenance), parallel calls call/result pairs in the order the
+results come, and a plain-text assistant answer a `Final Answer:` (that module says it all).
 
 Replies: a call to an offered tool with a JSON-object argument comes back as `tool_calls`; everything
 else (a final answer, a call to a tool that was not offered, arguments that are not a JSON object) as
@@ -15,11 +13,10 @@ else (a final answer, a call to a tool that was not offered, arguments that are 
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
-from agentune.protocol import react
+from agentune.protocol import chat, react
 from agentune.serve.schema import AssistantMessage, ChatRequest, RequestError, ToolMessage, text_of
 
 
@@ -48,82 +45,28 @@ def tool_choice(req: ChatRequest) -> str:
     return f"function:{choice.function.name}"
 
 
-def _arguments(raw: str, where: str) -> dict[str, Any]:
-    try:
-        args = json.loads(raw or "{}")
-    except json.JSONDecodeError as exc:
-        raise RequestError(f"{where}: arguments are not JSON ({exc.msg})", where) from None
-    if not isinstance(args, dict):
-        raise RequestError(f"{where}: arguments must be a JSON object", where)
-    return args
+def _plain(msg: Any) -> dict[str, Any]:
+    """A request message as the plain dict `protocol.chat.render` reads."""
+    out: dict[str, Any] = {"role": msg.role, "content": text_of(msg.content)}
+    if isinstance(msg, ToolMessage):
+        out["tool_call_id"] = msg.tool_call_id
+    if isinstance(msg, AssistantMessage) and msg.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "name": c.function.name, "arguments": c.function.arguments} for c in msg.tool_calls
+        ]
+    return out
 
 
 def prompt_messages(
     req: ChatRequest, style: react.ToolResultStyle = react.DEFAULT_TOOL_RESULT
 ) -> list[dict[str, str]]:
-    """The request as protocol messages (system / user / assistant text), as training rendered them."""
-    tools = tool_specs(req)
-    lead = 0  # the leading system messages join the tool prompt; later ones stay where they are
-    while lead < len(req.messages) and req.messages[lead].role in ("system", "developer"):
-        lead += 1
-    system = "\n".join(s for s in (text_of(m.content) for m in req.messages[:lead]) if s)
-    out: list[dict[str, str]] = []
-    if tools:
-        try:
-            system = react.render_system(tools) + ("\n" + system if system else "")
-        except react.ToolSpecError as exc:
-            bad = next(i for i, t in enumerate(tools) if not _maps(t))
-            raise RequestError(f"tools[{bad}].function: {exc}", f"tools[{bad}].function") from None
-    if system:
-        out.append({"role": "system", "content": system})
-    pending: dict[str, str] = {}  # tool_call_id -> the Action turn that made it, until its result comes
-    for i, msg in enumerate(req.messages[lead:], start=lead):
-        if isinstance(msg, ToolMessage):
-            if msg.tool_call_id not in pending:
-                raise RequestError(
-                    f"messages[{i}]: a tool message must answer a call of the assistant message before it; "
-                    f"tool_call_id {msg.tool_call_id!r} answers none of "
-                    f"{sorted(pending) or 'no calls'}",
-                    f"messages[{i}].tool_call_id",
-                )
-            out.append({"role": "assistant", "content": pending.pop(msg.tool_call_id)})
-            out.append(style.message(text_of(msg.content)))
-            continue
-        for call in pending.values():  # calls left unanswered still happened
-            out.append({"role": "assistant", "content": call})
-        pending = {}
-        if isinstance(msg, AssistantMessage) and msg.tool_calls:
-            thought = text_of(msg.content).strip()
-            for k, call in enumerate(msg.tool_calls):
-                args = _arguments(
-                    call.function.arguments, f"messages[{i}].tool_calls[{k}].function.arguments"
-                )
-                pending[call.id] = react.format_call(thought if k == 0 else "", call.function.name, args)
-            continue
-        role, content = ("system" if msg.role == "developer" else msg.role), text_of(msg.content)
-        if role == "system" and content.startswith(react.RESPONSE) and _after_call(out):
-            out.append(style.message(content[len(react.RESPONSE) :].strip()))  # lagent's tool result
-            continue
-        out.append({"role": role, "content": content})
-    for call in pending.values():
-        out.append({"role": "assistant", "content": call})
-    return out
-
-
-def _after_call(messages: list[dict[str, str]]) -> bool:
-    return (
-        bool(messages)
-        and messages[-1]["role"] == "assistant"
-        and react.parse_reply(messages[-1]["content"]).kind == "call"
-    )
-
-
-def _maps(spec: dict[str, Any]) -> bool:
+    """The request as protocol messages (system / user / assistant text), as training rendered them
+    (`protocol.chat.render`, which `convert` uses for OpenAI-format training data)."""
     try:
-        react.lagent_tool(spec)
-    except react.ToolSpecError:
-        return False
-    return True
+        rendered = chat.render([_plain(m) for m in req.messages], tool_specs(req), style)
+    except chat.MessageError as exc:
+        raise RequestError(str(exc), exc.field) from None
+    return [{"role": m["role"], "content": m["content"]} for m in rendered]
 
 
 def offered(name: str | None, tools: list[dict[str, Any]] | None) -> bool:

@@ -102,6 +102,7 @@ class ChatRequest(_Body):
     seed: int | None = None
     stop: str | list[str] | None = None
     n: int | None = Field(default=None, ge=1, le=1)  # one choice per request
+    return_token_ids: bool = False  # vLLM's extension: the reply carries `prompt_token_ids`
 
     def max_new_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens

@@ -1,7 +1,9 @@
 """BFCL data from the `bfcl-eval` wheel: pinned download, hash check, reading, spec conversion.
 
 The wheel is fetched with `pip download --no-deps` (never installed: it pins heavy dependencies) into a
-cache folder, its sha256 is checked against params, and the JSON Lines files are read from the zip.
+cache folder, its sha256 is checked against the pin below, and the JSON Lines files are read from the
+zip. The pin lives here, in code, so `convert`'s leak check and `evaluate` read the same release (and
+DVC reruns both when it changes).
 BFCL function specs (types "dict", "float", "tuple", "any", ...) are converted to the JSON-schema tools
 the ReAct protocol renders.
 """
@@ -19,6 +21,12 @@ from agentune.core import wheels
 from agentune.core.errors import StageError
 
 log = logging.getLogger(__name__)
+
+#: the bfcl-eval release every suite reads (PyPI wheel), pinned by sha256
+VERSION = "2026.3.23"
+SHA256 = "3bb6dfa5f0c68ad403c9ec50b00db2bb3b4cc9b38ab1ff33f48fe30d853d3a0a"
+#: the categories `evaluate` draws from (and `convert` checks for leaks into training)
+CATEGORIES = ("simple_python", "irrelevance")
 
 DATA = "bfcl_eval/data"
 # BFCL type names -> JSON-schema types
@@ -43,9 +51,9 @@ TYPE_MAP = {
 }
 
 
-def fetch_wheel(version: str, sha256: str, cache_dir: str | Path) -> Path:
+def fetch_wheel(cache_dir: str | Path) -> Path:
     """The pinned bfcl-eval wheel in `cache_dir`, downloaded (no deps, not installed) if missing."""
-    return wheels.fetch_wheel("bfcl-eval", version, sha256, cache_dir, "evaluate.bfcl.sha256")
+    return wheels.fetch_wheel("bfcl-eval", VERSION, SHA256, cache_dir, "agentune.evalsets.bfcl.SHA256")
 
 
 def read_jsonl_member(wheel: Path, member: str) -> list[dict[str, Any]]:
@@ -54,7 +62,7 @@ def read_jsonl_member(wheel: Path, member: str) -> list[dict[str, Any]]:
         with zipfile.ZipFile(wheel) as zf:
             text = zf.read(member).decode("utf-8")
     except KeyError:
-        raise StageError(f"{wheel}: has no {member}; is evaluate.bfcl.version right?") from None
+        raise StageError(f"{wheel}: has no {member}; is agentune.evalsets.bfcl.VERSION right?") from None
     return parse_jsonl(text, f"{wheel.name}:{member}")
 
 
