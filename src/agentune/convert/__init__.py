@@ -39,7 +39,7 @@ from typing import Any, BinaryIO, TextIO
 from agentune.convert.config import Config
 from agentune.convert.formats import FormatStats
 from agentune.convert.leaks import LeakCheck
-from agentune.convert.sources import BadRecord, Source, SourceFile, read_sources
+from agentune.convert.sources import ROLES, BadRecord, Source, SourceFile, read_sources
 from agentune.core.artifacts import ConvertRecord, RawDataRecord, base_model_path
 from agentune.core.errors import StageError
 from agentune.core.io import atomic_dir, atomic_file, write_json
@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 __all__ = ["Config", "run"]
 
 REJECTS = "rejects.jsonl"
-ROLES = ("system", "user", "assistant")
 EXCERPT_CHARS = 200
 
 

@@ -209,12 +209,6 @@ def _tools(raw: Any, field_name: str) -> list[dict[str, Any]]:
                 "bad_tools",
                 f"{field_name}[{i}]: expected {{type: function, function: {{name, description, parameters}}}}",
             )
-        try:
-            react.lagent_tool(fn)
-        except react.ToolSpecError as exc:
-            raise BadRecord(
-                "bad_tool_schema", f"{field_name}[{i}].function: {exc} (the protocol cannot list this tool)"
-            ) from None
         out.append(fn)
     return out
 
@@ -296,7 +290,9 @@ def render(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[
     """OpenAI-shaped messages -> protocol messages with explicit loss, checked as Agent-FLAN records are."""
     try:
         out = chat.render(messages, tools or None)
-    except chat.MessageError as exc:
+    except chat.MessageError as exc:  # the renderer names the field
+        if exc.field.startswith("tools["):
+            raise BadRecord("bad_tool_schema", f"{exc} (the protocol cannot list this tool)") from None
         kind = "unmatched_tool_call_id" if exc.field.endswith("tool_call_id") else "bad_arguments"
         raise BadRecord(kind, f"{exc}") from None
     rendered = [{"role": m["role"], "content": m["content"], "loss": bool(m.get("loss", False))} for m in out]
