@@ -10,9 +10,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.agentune-installed
 TEST_STAMP := $(VENV)/.agentune-test-installed
+LLAMA_STAMP := $(VENV)/.agentune-llama-cpp-installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo test install lint lock clean-venv
+.PHONY: demo test install llama-cpp lint lock clean-venv
 
 install: $(STAMP)
 
@@ -40,6 +41,14 @@ $(TEST_STAMP): $(STAMP) requirements-test.txt requirements-test-lagent.txt
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The llama.cpp runtime, an extra (compiled from source with CMake, ~6 min on 2 cores): decoding GGUF
+# files in `evaluate` (models: gguf), `agentune serve --engine llama.cpp`, and the q4_k_m quantizer.
+llama-cpp: $(LLAMA_STAMP)
+
+$(LLAMA_STAMP): $(STAMP) requirements-llama-cpp.txt
+	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements-llama-cpp.txt $(QUIET_PIP)
+	@touch $@
 
 lint: $(STAMP)
 	$(BIN)/ruff check src flows tests benchmarks scripts examples

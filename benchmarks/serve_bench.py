@@ -50,6 +50,17 @@ def bodies(n: int, max_tokens: int) -> list[dict]:
     return out
 
 
+def ask(client, url: str, body: dict) -> tuple[float, int, str]:
+    """One request: (latency s, completion tokens, the reply as text: content | calls)."""
+    t0 = time.perf_counter()
+    r = client.post(url, json=body)
+    r.raise_for_status()
+    data = r.json()
+    msg = data["choices"][0]["message"]
+    calls = [(c["function"]["name"], c["function"]["arguments"]) for c in msg.get("tool_calls") or []]
+    return time.perf_counter() - t0, data["usage"]["completion_tokens"], f"{msg.get('content')}|{calls}"
+
+
 def pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
@@ -86,17 +97,7 @@ def main() -> None:
     client = httpx.Client(timeout=600)
 
     def one(body: dict) -> tuple[float, int, str]:
-        t0 = time.perf_counter()
-        r = client.post(url, json=body)
-        r.raise_for_status()
-        data = r.json()
-        msg = data["choices"][0]["message"]
-        calls = [(c["function"]["name"], c["function"]["arguments"]) for c in msg.get("tool_calls") or []]
-        return (
-            time.perf_counter() - t0,
-            data["usage"]["completion_tokens"],
-            f"{msg.get('content')}|{calls}",
-        )
+        return ask(client, url, body)
 
     def measure() -> dict:
         one(reqs[0])  # warm-up

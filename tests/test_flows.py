@@ -21,6 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from conftest import LLAMA_CPP_CACHE, WHEEL_CACHE  # noqa: E402
 from toy_dvc_project import DVC, make_project  # noqa: E402
 
 
@@ -88,15 +89,21 @@ def _logs(flow_run_id, must_contain: str, timeout_s: float = 30.0) -> str:
 def test_stage_order_of_the_project_dvc_yaml_is_dvcs():
     from agentune.core.dvc_dag import stage_order
 
-    order = stage_order(REPO_ROOT)
-    assert order == dvc_dry_order(REPO_ROOT)
+    # DVC orders stages that do not depend on each other (base_model, raw_data) differently from one
+    # process to the next: both plans must hold the same stages, each upstream stage before its users
+    edges = dvc_dag_edges(REPO_ROOT)
     listed = subprocess.run(
         [*DVC, "stage", "list", "--name-only"], cwd=REPO_ROOT, capture_output=True, text=True
     )
-    assert sorted(order) == sorted(listed.stdout.split())
-    for up, down in dvc_dag_edges(REPO_ROOT):
-        assert order.index(up) < order.index(down), (up, down)
-    assert stage_order(REPO_ROOT, "convert") == dvc_dry_order(REPO_ROOT, "convert")
+    for target, stages in (
+        (None, sorted(listed.stdout.split())),
+        ("convert", ["base_model", "convert", "raw_data"]),
+    ):
+        for order in (stage_order(REPO_ROOT, target), dvc_dry_order(REPO_ROOT, *filter(None, [target]))):
+            assert sorted(order) == stages, (target, order)
+            for up, down in edges:
+                if up in order and down in order:
+                    assert order.index(up) < order.index(down), (target, up, down)
 
 
 def test_flow_runs_stages_through_dvc_and_resumes_a_crashed_stage(prefect_api, project):
@@ -287,7 +294,7 @@ def _copy_repo(dest: Path) -> Path:
 
 @pytest.mark.slow
 def test_tiny_profile_end_to_end(prefect_api, tmp_path):
-    """The real pipeline (all six stages of dvc.yaml) on the tiny model through the flow."""
+    """The real pipeline (every stage of dvc.yaml) on the tiny model through the flow."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
@@ -295,7 +302,8 @@ def test_tiny_profile_end_to_end(prefect_api, tmp_path):
 
     repo = _copy_repo(tmp_path / "repo")
     bfcl_cache = REPO_ROOT / ".cache" / "bfcl"  # the pinned BFCL wheel, fetched once per checkout
-    overrides = [f"evaluate.bfcl.cache_dir={bfcl_cache}", f"convert.leak_check.bfcl_cache_dir={bfcl_cache}"]
+    overrides = [f"evaluate.bfcl.cache_dir={bfcl_cache}", f"convert.leak_check.bfcl_cache_dir={bfcl_cache}",
+                 f"base_model.smollm2.cache_dir={WHEEL_CACHE}", f"gguf.cache_dir={LLAMA_CPP_CACHE}"]  # fmt: skip
     state = _run(dict(repo=str(repo), profile="tiny", overrides=overrides))
     assert state.is_completed(), state.message
     flow_run_id = state.state_details.flow_run_id

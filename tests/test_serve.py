@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from gguf_fixtures import ENGINES
 from scripted_agent import CALL_ARGS, calculator_spec
 
 from agentune.protocol import react
@@ -30,17 +31,30 @@ def start(model, *extra: str, env: dict | None = None, monkeypatch=None):
     return load(args)
 
 
+@pytest.fixture(scope="module", params=ENGINES)
+def tiny_model(request) -> tuple:
+    """(model, engine arguments): the tiny model for the built-in engine, its GGUF for llama.cpp."""
+    if request.param == "local":
+        return request.getfixturevalue("tiny_base"), ()
+    return request.getfixturevalue("tiny_gguf"), ("--engine", "llama.cpp")
+
+
 @pytest.fixture(scope="module")
-def tiny(tiny_base):
-    engine, opts = start(tiny_base, "--max-tokens", "24")
+def tiny(tiny_model):
+    model, extra = tiny_model
+    engine, opts = start(model, "--max-tokens", "24", *extra)
     with serving(engine, opts) as url:
         yield url, engine
     engine.close()
 
 
-@pytest.fixture(scope="module")
-def agent(scripted_agent):
-    engine, opts = start(scripted_agent, "--max-tokens", "160")
+@pytest.fixture(scope="module", params=ENGINES)
+def agent(request):
+    if request.param == "local":
+        model, extra = request.getfixturevalue("scripted_agent"), ()
+    else:
+        model, extra = request.getfixturevalue("scripted_agent_gguf"), ("--engine", "llama.cpp")
+    engine, opts = start(model, "--max-tokens", "160", *extra)
     with serving(engine, opts) as url:
         yield url
     engine.close()
@@ -69,8 +83,9 @@ def test_models_health_and_completion_shape(tiny):
     assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + 5
 
 
-def test_api_key_from_the_environment(tiny_base, monkeypatch):
-    engine, opts = start(tiny_base, "--api-key-env", "AGENTUNE_TEST_SERVE_KEY", env={"AGENTUNE_TEST_SERVE_KEY": "sk-x"},
+def test_api_key_from_the_environment(tiny_model, monkeypatch):
+    model, extra = tiny_model
+    engine, opts = start(model, *extra, "--api-key-env", "AGENTUNE_TEST_SERVE_KEY", env={"AGENTUNE_TEST_SERVE_KEY": "sk-x"},
                          monkeypatch=monkeypatch)  # fmt: skip
     try:
         with serving(engine, opts) as url:
@@ -103,7 +118,12 @@ BAD = [
     ("negative max_tokens", {"max_tokens": -5}, 400, "max_tokens"),
     ("huge max_tokens", {"max_tokens": 10**9}, 400, "max_tokens"),
     ("huge max_completion_tokens", {"max_completion_tokens": 10**9}, 400, "max_completion_tokens"),
-    ("prompt over the context", {"messages": [{"role": "user", "content": "x" * 5000}]}, 400, "messages"),
+    (
+        "prompt over the context",
+        {"messages": [{"role": "user", "content": " ".join(map(str, range(5000)))}]},
+        400,
+        "messages",
+    ),
     ("unknown model", {"model": "gpt-9"}, 404, "model"),
     ("temperature a word", {"temperature": "hot"}, 400, "temperature"),
     ("two choices", {"n": 2}, 400, "n"),
@@ -197,7 +217,7 @@ def test_tool_choice_is_enforced_in_the_reply(tiny):
         msg = chat(url, tools=two, tool_choice=choice, max_tokens=200).json()["choices"][0]["message"]
         if msg.get("tool_calls"):  # a random model may write a JSON object by chance
             fn = msg["tool_calls"][0]["function"]
-            return react.format_call(msg["content"] or "", fn["name"], json.loads(fn["arguments"]))
+            return react.format_call(msg.get("reasoning") or "", fn["name"], json.loads(fn["arguments"]))
         return msg["content"]
 
     none = react.parse_reply(reply("none"))
@@ -252,8 +272,9 @@ def test_concurrent_requests_share_batches_and_match_one_at_a_time(tiny):
     assert engine.batches - before < len(questions)  # some requests shared a forward pass
 
 
-def test_over_capacity_is_429_not_a_hang(tiny_base):
-    engine, opts = start(tiny_base, "--max-batch", "1", "--max-queue", "1", "--batch-window-ms", "0")
+def test_over_capacity_is_429_not_a_hang(tiny_model):
+    model, extra = tiny_model
+    engine, opts = start(model, *extra, "--max-batch", "1", "--max-queue", "1", "--batch-window-ms", "0")
     try:
         with serving(engine, opts) as url, ThreadPoolExecutor(6) as pool:
             codes = list(pool.map(lambda _: chat(url, max_tokens=200).status_code, range(6)))
@@ -263,19 +284,63 @@ def test_over_capacity_is_429_not_a_hang(tiny_base):
 
 
 def test_a_tool_call_round_trip(agent):
-    """The scripted agent calls the calculator: the reply is a tool call, and the follow-up with the
-    call and its result in OpenAI's shape gets the final answer."""
+    """The scripted agent calls the calculator: the reply is a tool call (its Thought in `reasoning`, no
+    content), and the follow-up with the call and its result in OpenAI's shape gets the answer alone as
+    content, its Thought in `reasoning`."""
     first = chat(agent, tools=TOOLS).json()["choices"][0]
     assert first["finish_reason"] == "tool_calls"
     call = first["message"]["tool_calls"][0]
     assert call["type"] == "function" and call["function"]["name"] == "calculator"
     assert json.loads(call["function"]["arguments"]) == CALL_ARGS
+    assert first["message"]["content"] is None and first["message"]["reasoning"]
     follow = chat(agent, tools=TOOLS, messages=[
         {"role": "user", "content": "What is 3 + 4?"},
         {"role": "assistant", "content": first["message"]["content"], "tool_calls": [call]},
         {"role": "tool", "tool_call_id": call["id"], "content": "7"}]).json()  # fmt: skip
     assert follow["choices"][0]["finish_reason"] == "stop"
-    assert react.parse_reply(follow["choices"][0]["message"]["content"]).final_answer == "7"
+    final = follow["choices"][0]["message"]
+    assert final["content"] == "7" and final["reasoning"] and react.FINAL not in final["reasoning"]
+
+
+def test_the_thought_of_a_call_is_rendered_back_into_the_history():
+    """Clients send `tool_calls` back without the `reasoning`: the prompt still carries the Thought the
+    model wrote (remembered by call id), or the one the client sends back."""
+    specs = [calculator_spec()]
+    thoughts = render.Thoughts()
+    msg = render.reply_message(
+        react.format_call("I need the calculator.", "calculator", CALL_ARGS), specs, "auto"
+    )
+    thoughts.remember(msg)
+    call = msg["tool_calls"][0]
+    history = [{"role": "user", "content": "What is 3 + 4?"}, {"role": "assistant", "content": None, "tool_calls": [call]},
+               {"role": "tool", "tool_call_id": call["id"], "content": "7"}]  # fmt: skip
+    req = parse_request({"model": "tiny", "messages": history, "tools": TOOLS})
+    remembered = render.prompt_messages(req, thoughts=thoughts)
+    assert react.parse_reply(remembered[2]["content"]).thought == "I need the calculator."
+    history[1] = {**history[1], "reasoning_content": "Sent back."}
+    sent = render.prompt_messages(parse_request({"model": "tiny", "messages": history, "tools": TOOLS}))
+    assert react.parse_reply(sent[2]["content"]).thought == "Sent back."
+    answered = [
+        *history,
+        {"role": "assistant", "content": "7", "reasoning": "It is 7."},
+        {"role": "user", "content": "x"},
+    ]
+    out = render.prompt_messages(parse_request({"model": "tiny", "messages": answered, "tools": TOOLS}))
+    assert out[4]["content"] == react.format_final("It is 7.", "7")
+
+
+def test_replies_in_openais_shape():
+    """With tools: a final answer's content is the answer alone, the Thought in `reasoning`; without
+    tools (lagent renders the protocol itself) the text is unchanged."""
+    specs = [calculator_spec()]
+    final = react.format_final("I know it.", "7")
+    assert render.reply_message(final, specs, "auto") == {
+        "role": "assistant",
+        "content": "7",
+        "reasoning": "I know it.",
+    }
+    assert render.reply_message(final, None, "none") == {"role": "assistant", "content": final}
+    assert render.reply_message("Final Answer: 7", specs, "auto") == {"role": "assistant", "content": "7"}
 
 
 def test_several_calls_and_results_become_call_result_pairs(tiny):
@@ -302,6 +367,8 @@ def test_streamed_tool_call(agent):
     deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
     calls = [d["tool_calls"][0] for d in deltas if d.get("tool_calls")]
     assert len(calls) == 1 and calls[0]["index"] == 0 and calls[0]["function"]["name"] == "calculator"
+    thought = [d["reasoning"] for d in deltas if d.get("reasoning")]
+    assert len(thought) == 1 and not any(d.get("content") for d in deltas)
     assert json.loads(calls[0]["function"]["arguments"]) == CALL_ARGS
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
 

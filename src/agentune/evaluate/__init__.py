@@ -18,6 +18,7 @@ from typing import Literal
 
 from agentune.core.artifacts import (
     BaseModelRecord,
+    GgufRecord,
     MergedRecord,
     MlflowRunRecord,
     list_adapters,
@@ -36,9 +37,9 @@ class ModelUnderTest:
     """One model evaluated: the base (iteration 0), a checkpoint's adapter, the merged model, or an endpoint."""
 
     name: str
-    kind: Literal["base", "checkpoint", "merged"]
+    kind: Literal["base", "checkpoint", "merged", "gguf"]
     iteration: int
-    dir: Path | None  # adapter or merged folder; None for the base and an endpoint
+    dir: Path | None  # adapter or merged folder, GGUF file; None for the base and an endpoint
     stands_for: Path | None = None  # merged: the adapter it was merged from (evaluated once, as merged)
 
 
@@ -63,7 +64,19 @@ def discover_models(cfg: Config) -> list[ModelUnderTest]:
         models.append(ModelUnderTest("merged", "merged", it, cfg.merged, merged_from and merged_from.path))
         if merged_from:
             log.info("%s is the merged model's checkpoint: evaluated once, as merged", merged_from.name)
+    if "gguf" in cfg.models:
+        models += gguf_models(cfg)
     return models
+
+
+def gguf_models(cfg: Config) -> list[ModelUnderTest]:
+    """The merged model's GGUF files (not the LoRA) that `agentune gguf` wrote, decoded by llama.cpp."""
+    record = GgufRecord.read(cfg.gguf)
+    merged = MergedRecord.read_if_present(cfg.merged)
+    it = (merged.iteration if merged else None) or 0
+    made = {f["type"]: name for name, f in record.files.items() if f["type"] != "lora"}
+    order = [*record.config.get("types", []), *record.config.get("quantize", [])]  # as params list them
+    return [ModelUnderTest(f"gguf-{t}", "gguf", it, cfg.gguf / made[t]) for t in order if t in made]
 
 
 def load_suites(cfg: Config):
@@ -158,7 +171,15 @@ def evaluate_models(cfg: Config, models: list[ModelUnderTest], samples, scenario
     log.info("tool results go back as %s turns %r", style.role, style.prefix)
     results, per_sample, backend = {}, {}, None
     for m in models:
-        if m.kind == "merged" and cfg.backend == "local":
+        if m.kind == "gguf":
+            from agentune.inference.llama_cpp import LlamaCppBackend
+
+            backend = None
+            gc.collect()
+            backend = LlamaCppBackend(
+                m.dir, template, cfg.max_new_tokens, cfg.llama_cpp.n_ctx, cfg.llama_cpp.threads
+            )
+        elif m.kind == "merged" and cfg.backend == "local":
             backend = None
             gc.collect()
             backend = generation.LocalBackend(m.dir, template, cfg.local.batch_size, cfg.max_new_tokens,
@@ -260,6 +281,9 @@ def run(cfg: Config) -> None:
         suite_n["scenarios (cases)"] = len(scenarios)
     meta = {"config": cfg.model_dump(mode="json"), "backend": cfg.backend, "suite_n": suite_n,
             "max_new_tokens": cfg.max_new_tokens, "headline": cfg.headline}  # fmt: skip
+    parity = eval_report.gguf_parity(results, per_sample)
+    if parity:
+        meta["gguf_parity"] = parity
     eval_report.write_metrics(cfg.metrics_out, results, meta)
     eval_report.write_curve(cfg.curve_out, results, cfg.headline)
     eval_report.write_samples(report / "eval_samples.jsonl", per_sample)

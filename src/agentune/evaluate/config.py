@@ -61,12 +61,18 @@ class MlflowConfig(StrictModel):
         return _check_metric_names([v])[0]
 
 
+class LlamaCppConfig(StrictModel):  # the `gguf` models, decoded by llama.cpp (`make llama-cpp`)
+    n_ctx: int = Field(4096, ge=256)
+    threads: int | None = Field(None, ge=1)  # None: every core this process may use
+
+
 class Config(StrictModel):
     base_model: Path = Path("models/base")
     adapters: Path = Path("models/adapters")
     merged: Path = Path("models/merged")
     heldout: Path = Path("data/eval/heldout.jsonl")
-    models: list[Literal["base", "checkpoints", "merged"]] = ["base", "checkpoints", "merged"]
+    gguf: Path = Path("models/gguf")
+    models: list[Literal["base", "checkpoints", "merged", "gguf"]] = ["base", "checkpoints", "merged"]
     suites: list[Literal["heldout", "scenarios", "bfcl"]] = list(SUITES)
     # suites run on the intermediate checkpoints (base and merged always run all of `suites`)
     checkpoint_suites: list[Literal["heldout", "scenarios", "bfcl"]] = ["heldout"]
@@ -80,6 +86,7 @@ class Config(StrictModel):
     backend: Literal["local", "endpoint"] = "local"
     local: LocalConfig = LocalConfig()
     endpoint: EndpointConfig = EndpointConfig()
+    llama_cpp: LlamaCppConfig = LlamaCppConfig()
     headline: list[str] = [
         "heldout/format_valid", "heldout/tool_name_acc", "heldout/args_json_valid", "heldout/call_em",
         "scenarios/e2e_success", "bfcl_simple_python/call_em", "bfcl_irrelevance/irrelevance_no_call",

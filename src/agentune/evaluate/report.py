@@ -52,6 +52,41 @@ def write_metrics(path: Path, results: dict[str, Any], meta: dict[str, Any]) -> 
     return doc
 
 
+def gguf_parity(results: dict[str, Any], samples: dict[str, list[dict]]) -> dict[str, Any]:
+    """Each GGUF against the merged model it was converted from: the share of prompts (every suite,
+    every scenario step) with the same greedy reply, per suite and in all, and each metric's difference
+    (GGUF - merged; sample counts left out)."""
+    if "merged" not in results:
+        return {}
+    key = lambda r: (r["suite"], r["id"], r["step"])  # noqa: E731
+    merged = {key(r): r["output"] for r in samples["merged"] if "output" in r}
+    reference = results["merged"]["suites"]
+    out = {}
+    for name, r in results.items():
+        if r["kind"] != "gguf":
+            continue
+        by_suite: dict[str, list[bool]] = {}
+        for x in samples[name]:
+            if "output" in x and key(x) in merged:
+                by_suite.setdefault(x["suite"], []).append(x["output"] == merged[key(x)])
+        every = [same for flags in by_suite.values() for same in flags]
+        diffs = {
+            f"{suite}/{metric}": round(v - reference[suite][metric], 4)
+            for suite, agg in r["suites"].items()
+            for metric, v in agg.items()
+            if not metric.endswith("_n") and metric != "n" and isinstance(v, (int, float))
+            and isinstance(reference.get(suite, {}).get(metric), (int, float))
+        }  # fmt: skip
+        out[name] = {
+            "same_reply": round(sum(every) / len(every), 4) if every else None,
+            "n": len(every),
+            "same_reply_by_suite": {s: round(sum(f) / len(f), 4) for s, f in sorted(by_suite.items())},
+            "max_abs_metric_delta": max((abs(v) for v in diffs.values()), default=0.0),
+            "metric_deltas": diffs,
+        }
+    return out
+
+
 def write_curve(path: Path, results: dict[str, Any], headline: list[str]) -> list[str]:
     """A TSV for `dvc plots`: one row per model, x = iteration (base = 0), one column per headline metric."""
     cols = [m.replace("/", "_") for m in headline]
@@ -236,6 +271,14 @@ def write_report(path: Path, results: dict[str, Any], samples: dict[str, list[di
             vals.append(_fmt(r["suites"].get(suite, {}).get(metric)))
         parts.append(f"| {name} | {r['iteration']} | {r['seconds']:.1f} | {r['tokens_per_s']:.1f} | "
                      f"{r['mean_gen_tokens']:.1f} | " + " | ".join(vals) + " |")  # fmt: skip
+    parity = meta.get("gguf_parity") or {}
+    if parity:
+        parts += ["", "## GGUF parity (llama.cpp against the merged model)", "",
+                  "| GGUF | same greedy reply | prompts | largest metric difference |", "|---|---|---|---|"]  # fmt: skip
+        for name, p in parity.items():
+            parts.append(
+                f"| {name} | {_fmt(p['same_reply'])} | {p['n']} | {p['max_abs_metric_delta']:+.3f} |"
+            )
     parts += [""] + [f"![{c.stem}]({c.name})" for c in charts] + [""]
     text = "\n".join(parts)
     with atomic_file(path) as fh:

@@ -4,6 +4,7 @@
     agentune serve --model models/base --adapter models/adapters/iter_200  # base + LoRA, unmerged
     AGENTUNE_API_KEY=... agentune serve --model models/merged --port 8001   # requires the key
     agentune serve --model models/merged --engine vllm                     # vLLM, on a GPU machine
+    agentune serve --model models/gguf/agentune-q8_0.gguf --engine llama.cpp  # llama.cpp on a CPU
 
 The model's provenance (chat template, tool-result convention) decides how prompts are rendered, so the
 served model reads the prompts training wrote: lagent's ReAct protocol for `tools`, results the way
@@ -28,7 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", required=True, help="model folder (HF format): models/merged, models/base, ...")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="model folder (HF format): models/merged, models/base, ...; "
+        "with --engine llama.cpp a GGUF file (models/gguf/agentune-q8_0.gguf)",
+    )
     p.add_argument(
         "--adapter", default=None, help="a LoRA adapter folder (models/adapters/iter_N) to serve on --model"
     )
@@ -56,9 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reply length when a request sets no max_tokens (default: %(default)s)")  # fmt: skip
     p.add_argument("--temperature", type=float, default=0.0,
                    help="sampling temperature when a request sets none; 0 is greedy (default: %(default)s)")  # fmt: skip
-    p.add_argument("--engine", choices=("local", "vllm"), default="local",
-                   help="local: this server; vllm: start `vllm serve` with the model's chat template and the "
-                        "project's tool parser (default: %(default)s)")  # fmt: skip
+    p.add_argument("--engine", choices=("local", "llama.cpp", "vllm"), default="local",
+                   help="local: this server, transformers decoding; llama.cpp: this server, llama.cpp decoding "
+                        "of a GGUF (`make llama-cpp` installs it); vllm: start `vllm serve` with the model's "
+                        "chat template and the project's tool parser (default: %(default)s)")  # fmt: skip
+    p.add_argument("--n-ctx", type=int, default=4096, help="llama.cpp: context length (default: %(default)s)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="llama.cpp: CPU threads (default: every core this process may use)",
+    )
+    p.add_argument("--reasoning-field", choices=("reasoning", "reasoning_content", "both"), default="reasoning",
+                   help="where a reply's Thought goes when the request has tools: `reasoning` (current vLLM), "
+                        "`reasoning_content` (older vLLM, llama.cpp, DeepSeek) or both (default: %(default)s)")  # fmt: skip
     p.add_argument(
         "--dry-run", action="store_true", help="with --engine vllm: print the command, run nothing"
     )
@@ -88,26 +105,50 @@ def resolve_model(args: argparse.Namespace):
     return model_dir, adapter, template, react.ToolResultStyle.load(recorded_tool_result(provenance))
 
 
+def load_llama_cpp(args: argparse.Namespace):
+    """(engine, template, tool-result style) for `--engine llama.cpp`: the GGUF's own metadata says both."""
+    from agentune.core.errors import StageError
+    from agentune.inference.llama_cpp import LlamaCppBackend
+    from agentune.protocol.templates import get_template
+    from agentune.serve.engine import LlamaCppEngine
+
+    if args.adapter:
+        raise StageError("--engine llama.cpp serves a GGUF; give the merged model's (models/gguf/*.gguf)")
+    if Path(args.model).is_dir():
+        raise StageError(
+            f"--model {args.model}: --engine llama.cpp needs a GGUF file (models/gguf/agentune-q8_0.gguf)"
+        )
+    template = get_template(args.template) if args.template else None
+    backend = LlamaCppBackend(args.model, template, args.max_tokens, n_ctx=args.n_ctx, n_threads=args.threads)
+    engine = LlamaCppEngine(backend, args.max_batch, args.max_queue, args.batch_window_ms / 1000)
+    return engine, Path(args.model), backend.template, backend.style
+
+
 def load(args: argparse.Namespace):
     """(engine, options) for the parsed arguments: the model loaded, its provenance read."""
     from agentune.inference.generation import LocalBackend
     from agentune.serve.app import ServeOptions
     from agentune.serve.engine import Engine
 
-    model_dir, adapter, template, style = resolve_model(args)
-    backend = LocalBackend(model_dir, template, batch_size=args.max_batch, max_new_tokens=args.max_tokens,
-                           device=args.device, dtype=args.dtype)  # fmt: skip
-    if adapter:
-        backend.use_adapter(adapter.name, adapter)  # merged into the weights while it serves
-    engine = Engine(
-        backend, args.max_batch, args.max_queue, args.batch_window_ms / 1000, not args.no_prefix_cache
-    )
+    adapter = None
+    if args.engine == "llama.cpp":
+        engine, model_dir, template, style = load_llama_cpp(args)
+    else:
+        model_dir, adapter, template, style = resolve_model(args)
+        backend = LocalBackend(model_dir, template, batch_size=args.max_batch, max_new_tokens=args.max_tokens,
+                               device=args.device, dtype=args.dtype)  # fmt: skip
+        if adapter:
+            backend.use_adapter(adapter.name, adapter)  # merged into the weights while it serves
+        engine = Engine(
+            backend, args.max_batch, args.max_queue, args.batch_window_ms / 1000, not args.no_prefix_cache
+        )
     opts = ServeOptions(
         model_name=args.name,
         style=style,
         api_key=os.environ.get(args.api_key_env) or None,
         default_max_tokens=args.max_tokens,
         default_temperature=args.temperature,
+        reasoning_field=args.reasoning_field,
     )
     log.info("model %s%s, template %s, tool results as %s turns %r", model_dir,
              f" + adapter {adapter}" if adapter else "", template.name, style.role, style.prefix)  # fmt: skip

@@ -16,8 +16,8 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -41,6 +41,24 @@ class ServeOptions:
     api_key: str | None = None  # required as `Authorization: Bearer <key>` when set
     default_max_tokens: int = 256
     default_temperature: float = 0.0  # when a request sets none: greedy, as the model was evaluated
+    # where a reply's Thought goes: `reasoning` (current vLLM, read by LiteLLM and LlamaIndex),
+    # `reasoning_content` (older vLLM, llama.cpp's server, DeepSeek's API) or both
+    reasoning_field: Literal["reasoning", "reasoning_content", "both"] = "reasoning"
+    thoughts: render.Thoughts = field(default_factory=render.Thoughts)
+
+    def shape(self, message: dict[str, Any]) -> dict[str, Any]:
+        """`message` (from `render.reply_message`) with its Thought under the configured field(s);
+        remembered for the call it came with, so the history is rendered with it."""
+        self.thoughts.remember(message)
+        thought = message.pop("reasoning", None)
+        if thought is not None:
+            names = (
+                ("reasoning", "reasoning_content")
+                if self.reasoning_field == "both"
+                else (self.reasoning_field,)
+            )
+            message.update({name: thought for name in names})
+        return message
 
 
 def _error(exc: RequestError) -> JSONResponse:
@@ -129,7 +147,7 @@ def create_app(engine: Engine, opts: ServeOptions) -> FastAPI:
 
 
 def _job(engine: Engine, opts: ServeOptions, req: ChatRequest, choice: str) -> Job:
-    ids = engine.encode_prompt(render.prompt_messages(req, opts.style))
+    ids = engine.encode_prompt(render.prompt_messages(req, opts.style, opts.thoughts))
     ctx, asked = engine.context_length, req.max_new_tokens()
     if ctx and len(ids) >= ctx:
         raise RequestError(
@@ -176,7 +194,7 @@ def _finish(result: Result, message: dict[str, Any]) -> str:
 def _completion(
     opts: ServeOptions, req: ChatRequest, result: Result, tools: list[dict] | None, choice: str
 ) -> dict[str, Any]:
-    message = render.reply_message(result.text, tools, choice)
+    message = opts.shape(render.reply_message(result.text, tools, choice))
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
         "object": "chat.completion",
@@ -193,7 +211,8 @@ async def _stream(
     engine: Engine, opts: ServeOptions, req: ChatRequest, job: Job, tools: list[dict] | None, choice: str
 ) -> AsyncIterator[str]:
     """Server-sent `chat.completion.chunk` events. Plain text streams token by token; when the model may
-    call a tool, the reply is parsed whole first, then sent as a `tool_calls` delta or as content."""
+    call a tool, the reply is parsed whole first, then sent as deltas: its Thought (`reasoning`), then
+    the content or the `tool_calls`."""
     loop = asyncio.get_running_loop()
     pieces: asyncio.Queue[str | None] = asyncio.Queue()
     live = not tools or choice == "none"
@@ -225,15 +244,15 @@ async def _stream(
         yield f"data: {json.dumps(RequestError(f'internal error: {exc}', status=500).body())}\n\n"
         yield "data: [DONE]\n\n"
         return
-    message = render.reply_message(result.text, tools, choice)
+    message = opts.shape(render.reply_message(result.text, tools, choice))
     if not live:
-        if message.get("tool_calls"):
-            call = message["tool_calls"][0]
-            if message.get("content"):
-                yield event({"content": message["content"]})
-            yield event({"tool_calls": [{"index": 0, **call}]})
-        elif message.get("content"):
+        thought = {k: message[k] for k in ("reasoning", "reasoning_content") if k in message}
+        if thought:
+            yield event(thought)
+        if message.get("content"):
             yield event({"content": message["content"]})
+        if message.get("tool_calls"):
+            yield event({"tool_calls": [{"index": 0, **message["tool_calls"][0]}]})
     yield event({}, _finish(result, message))
     if req.stream_options and req.stream_options.include_usage:
         yield event(None, usage=_usage(result))

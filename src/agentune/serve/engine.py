@@ -156,7 +156,9 @@ class Engine:
         self.max_batch, self.batch_window_s = max_batch, batch_window_s
         self.stop_ids = list(backend.stop_ids)
         self.stop_set = set(self.stop_ids)
-        self.context_length = int(getattr(self.model.config, "max_position_embeddings", 0) or 0) or None
+        self.context_length = getattr(backend, "context_length", None) or (
+            int(getattr(self.model.config, "max_position_embeddings", 0) or 0) or None
+        )
         self.lock = threading.Lock()  # a fast tokenizer must not be used by two threads at once
         self.newline_ids = self.encode_text("\n")[-1:]
         self._has_newline: dict[int, bool] = {}
@@ -263,4 +265,27 @@ class Engine:
                 self.backend.device,
                 keep=self.prefix,
             )
+        return [row.result() for row in rows]
+
+
+class LlamaCppEngine(Engine):
+    """The same queue, sampling, stops, streaming and `tool_choice` plans over llama.cpp decoding of a
+    GGUF (`inference.llama_cpp.LlamaCppBackend`): the requests of a batch decode one after another,
+    each reusing the KV cache of the prompt before it as far as their prefixes agree."""
+
+    def __init__(self, backend, max_batch: int = 8, max_queue: int = 64, batch_window_s: float = 0.02):
+        super().__init__(backend, max_batch, max_queue, batch_window_s, prefix_cache=False)
+
+    def _generate(self, batch: list[Job]) -> list[Result]:
+        import torch
+
+        self.batches += 1
+        rows = [_Row(job, self) for job in batch]
+        for row in rows:
+            logits = self.backend.prefill(row.job.ids)
+            while True:
+                tok, done = row.step(torch.from_numpy(logits))
+                if done:
+                    break
+                logits = self.backend.step(tok)
         return [row.result() for row in rows]

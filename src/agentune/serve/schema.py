@@ -62,6 +62,8 @@ class AssistantMessage(_Body):
     role: Literal["assistant"]
     content: Text | None = None
     tool_calls: list[ToolCall] | None = None
+    reasoning: str | None = None  # the Thought a reply carried, when a client sends it back
+    reasoning_content: str | None = None  # the same, under the older name
 
 
 class ToolMessage(_Body):
