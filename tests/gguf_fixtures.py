@@ -35,7 +35,7 @@ def lay_out_merged(model: Path, root: Path, adapter: bool = False) -> Path:
     merged.mkdir(parents=True)
     for f in model.glob("*.safetensors"):
         shutil.copy(f, merged / f.name)
-    write_model_files(model, merged, get_template("chatml"), "float32", None)
+    stops = write_model_files(model, merged, get_template("chatml"), "float32", None)
     checkpoint = None
     if adapter:
         from peft import LoraConfig, get_peft_model
@@ -48,7 +48,7 @@ def lay_out_merged(model: Path, root: Path, adapter: bool = False) -> Path:
         peft.save_pretrained(str(root / "adapters/iter_1"))
         checkpoint = "iter_1"
     MergedRecord(checkpoint=checkpoint, iteration=1 if adapter else None, template="chatml", tool_result=None,
-                 dataset_fingerprint="test-fingerprint", base_weights_sha256="test-base").write(merged)  # fmt: skip
+                 dataset_fingerprint="test-fingerprint", base_weights_sha256="test-base", **stops).write(merged)  # fmt: skip
     return merged
 
 

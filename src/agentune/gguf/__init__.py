@@ -74,21 +74,25 @@ def quantize(src: Path, dst: Path, kind: str) -> None:
 
 def llama_cpp_runtime() -> str | None:
     """Why the llama.cpp runtime cannot be used here (None when it can)."""
+    from agentune.inference.llama_cpp import import_llama_cpp
+
     try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
-        return "llama-cpp-python is not installed (`make llama-cpp` builds it)"
+        import_llama_cpp()
+    except StageError as exc:
+        return str(exc)
     return None
 
 
-def eot_token_id(merged: Path, record: MergedRecord) -> int | None:
-    """The id of the token that ends the assistant's turn in the agent's template."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(merged), trust_remote_code=False)
+def eot_token_id(record: MergedRecord, merged: Path) -> int:
+    """The id of the token that ends the assistant's turn, from the stop tokens and ids export recorded."""
     stop = get_template(record.template or "chatml").stop_tokens[0]
-    tid = tokenizer.convert_tokens_to_ids(stop)
-    return None if tid is None or tid == tokenizer.unk_token_id else int(tid)
+    tokens, ids = getattr(record, "stop_tokens", None), getattr(record, "eos_token_id", None)
+    if not tokens or not ids or stop not in tokens:
+        raise StageError(
+            f"{MergedRecord.file(merged)}: records no id for the end-of-turn token {stop!r} (stop_tokens, "
+            "eos_token_id); run `agentune export` again"
+        )
+    return int(ids[tokens.index(stop)])
 
 
 def run(cfg: Config) -> None:
@@ -101,7 +105,7 @@ def run(cfg: Config) -> None:
         )
     tools = release.converters(cfg.cache_dir)
     meta = provenance(record, cfg.merged)
-    eot = eot_token_id(cfg.merged, record)
+    eot = eot_token_id(record, cfg.merged)
     files: dict[str, dict] = {}
     skipped: dict[str, str] = {}
     with atomic_dir(cfg.out) as tmp:

@@ -71,7 +71,8 @@ def run_script(tools: Path, script: str, args: list[str]) -> str:
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
-        raise StageError(f"llama.cpp's {script} failed (exit {proc.returncode}):\n{tail}")
+        who = script if script.startswith("agentune.") else f"llama.cpp's {script}"
+        raise StageError(f"{who} failed (exit {proc.returncode}):\n{tail}")
     return proc.stdout
 
 
