@@ -64,7 +64,8 @@ def test_dvc_repro_builds_data_stages_and_reruns_only_what_changed(tmp_path):
     sh(repo, "dvc", "init", "-q")
 
     first = sh(repo, "dvc", "repro", "convert")
-    assert ran(first) == ["base_model", "raw_data", "convert"]
+    # base_model and raw_data are independent: DVC runs them in either order, convert after both
+    assert sorted(ran(first)[:2]) == ["base_model", "raw_data"] and ran(first)[2:] == ["convert"]
     metrics = json.loads((repo / "metrics/data.json").read_text())
     assert metrics["records"] == 140 and metrics["rejected"] == 0
     assert metrics["train"] + metrics["heldout"] == 140 and metrics["tokens"]["n"] == 50
