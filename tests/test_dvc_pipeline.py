@@ -111,3 +111,13 @@ def test_dvc_repro_builds_data_stages_and_reruns_only_what_changed(tmp_path):
     assert ran(sh(repo, "dvc", "repro", "convert")) == ["raw_data", "convert"]
     after = json.loads((repo / "metrics/data.json").read_text())["sources"]["own"]
     assert after["kept"] == 31 and after["files_sha256"] != before["files_sha256"]
+
+    # paths live in params.yaml only: dvc.yaml reads them (`${convert.heldout_out}`), so moving an
+    # output there moves what the stage writes and what DVC tracks, with no second edit
+    set_params(repo, convert={"heldout_out": "data/eval/moved/heldout.jsonl"})
+    assert ran(sh(repo, "dvc", "repro", "convert")) == ["convert"]
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    tracked = [o["path"] for o in lock["stages"]["convert"]["outs"]]
+    assert "data/eval/moved/heldout.jsonl" in tracked and "data/eval/heldout.jsonl" not in tracked
+    assert (repo / "data/eval/moved/heldout.jsonl").stat().st_size > 0
+    assert "Data and pipelines are up to date" in sh(repo, "dvc", "status", "convert")

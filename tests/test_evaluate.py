@@ -156,7 +156,7 @@ def test_stage_writes_metrics_report_and_samples(evaluated):
         assert 0.0 <= base["heldout"][metric] <= 1.0
     assert "heldout" in doc["delta_merged_minus_base"]
     curve = (evaluated / "metrics/eval_curve.tsv").read_text().splitlines()
-    assert curve[0].startswith("iteration\tmodel\theldout_format_valid") and len(curve) == 5
+    assert curve[0].startswith("iteration\tmodel\theldout/format_valid") and len(curve) == 5
     report = (evaluated / "reports/eval.md").read_text()
     assert "| suite | metric | n | base | merged |" in report and "| heldout:own | call_em | 2 |" in report
     assert (evaluated / "reports/eval_curve.png").stat().st_size > 0

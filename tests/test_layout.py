@@ -5,6 +5,7 @@ source of defaults (`params.yaml` = every stage Config's defaults)."""
 from __future__ import annotations
 
 import importlib
+import re
 import os
 import shutil
 import subprocess
@@ -44,6 +45,17 @@ def dvc_stages() -> dict:
     return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
 
+def data_paths() -> dict[str, list[str]]:
+    """Each stage's data deps and outputs as DVC resolves them (`${...}` read from params.yaml)."""
+    from dvc.repo import Repo
+
+    with Repo(str(REPO)) as repo:
+        return {
+            stage.name: [p.def_path for p in [*stage.deps, *stage.outs] if not p.def_path.startswith("src/")]
+            for stage in repo.index.stages
+        }
+
+
 def code_deps(stage: dict) -> list[str]:
     return [d for d in stage["deps"] if d.startswith("src/")]
 
@@ -67,6 +79,23 @@ def test_every_stage_is_one_package_one_section_one_dvc_stage_one_command():
         assert name in commands, f"`agentune {name}` is not a command"
         assert dvc_stages()[name]["cmd"] == f"agentune {name}"
         assert dvc_stages()[name]["params"] == [name]
+
+
+def test_dvc_yaml_takes_every_data_path_from_the_stages_params_section():
+    """Paths are set once, in params.yaml: dvc.yaml names them as `${<stage>.<key>}` of its own section."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    entry = lambda e: next(iter(e)) if isinstance(e, dict) else e  # noqa: E731  (`- path: {cache: false}`)
+    for name, stage in dvc_stages().items():
+        for kind in ("deps", "outs", "metrics", "plots"):
+            for path in map(entry, stage.get(kind, [])):
+                if path.startswith("src/") or path == "data/sources":  # code, and the user's own files
+                    continue
+                ref = re.fullmatch(r"\$\{(%s\.[\w.]+)\}(/[\w.]+)?" % name, path)
+                assert ref, f"dvc.yaml {name}.{kind}: {path!r} is not read from params.yaml's {name} section"
+                value = params
+                for key in ref.group(1).split("."):
+                    value = value[key]
+                assert isinstance(value, str), f"{ref.group(1)} in params.yaml is not a path"
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -207,10 +236,7 @@ def test_touching_a_shared_module_marks_exactly_the_stages_that_import_it(tmp_pa
     for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
         shutil.copy(REPO / name, repo / name)
     stages = dvc_stages()
-    for stage in stages.values():  # stand-in data deps and outputs, so `dvc commit` can record them
-        paths = [d for d in stage["deps"] if not d.startswith("src/")]
-        for out in stage.get("outs", []) + stage.get("metrics", []) + stage.get("plots", []):
-            paths.append(next(iter(out)) if isinstance(out, dict) else out)
+    for paths in data_paths().values():  # stand-in data deps and outputs, so `dvc commit` can record them
         for p in paths:
             target = repo / p
             if target.suffix:

@@ -88,8 +88,11 @@ def gguf_parity(results: dict[str, Any], samples: dict[str, list[dict]]) -> dict
 
 
 def write_curve(path: Path, results: dict[str, Any], headline: list[str]) -> list[str]:
-    """A TSV for `dvc plots`: one row per model, x = iteration (base = 0), one column per headline metric."""
-    cols = [m.replace("/", "_") for m in headline]
+    """A TSV for `dvc plots`: one row per model, x = iteration (base = 0), one column per headline metric.
+
+    Columns are named as `evaluate.headline` names the metrics, so dvc.yaml's plot reads its `y` from there.
+    """
+    cols = list(headline)
     with atomic_file(path) as fh:
         fh.write("\t".join(["iteration", "model", *cols]) + "\n")
         for name, r in results.items():
