@@ -4,9 +4,10 @@ source of defaults (`params.yaml` = every stage Config's defaults)."""
 
 from __future__ import annotations
 
+import ast
 import importlib
-import re
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -90,12 +91,29 @@ def test_dvc_yaml_takes_every_data_path_from_the_stages_params_section():
             for path in map(entry, stage.get(kind, [])):
                 if path.startswith("src/") or path == "data/sources":  # code, and the user's own files
                     continue
-                ref = re.fullmatch(r"\$\{(%s\.[\w.]+)\}(/[\w.]+)?" % name, path)
+                ref = re.fullmatch(rf"\$\{{({name}\.[\w.]+)\}}(/[\w.]+)?", path)
                 assert ref, f"dvc.yaml {name}.{kind}: {path!r} is not read from params.yaml's {name} section"
                 value = params
                 for key in ref.group(1).split("."):
                     value = value[key]
                 assert isinstance(value, str), f"{ref.group(1)} in params.yaml is not a path"
+
+
+def test_cli_help_table_is_each_stage_docstring_and_imports_no_stage():
+    from agentune.cli import STAGE_HELP
+
+    assert list(STAGE_HELP) == list(STAGES)
+    for name, line in STAGE_HELP.items():
+        doc = ast.get_docstring(ast.parse((SRC / PACKAGE / name / "__init__.py").read_text()))
+        assert doc.startswith(f"Stage {name}: {line}"), (
+            f"cli.STAGE_HELP[{name!r}] is not its docstring's start"
+        )
+    code = (
+        "import sys; from agentune.cli import build_parser; build_parser()\n"
+        f"loaded = sorted(m for m in sys.modules if m.split('.')[:2] in [['agentune', s] for s in {list(STAGES)!r}])\n"
+        "assert not loaded, loaded"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 @pytest.mark.parametrize("stage", STAGES)

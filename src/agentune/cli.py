@@ -19,18 +19,31 @@ from agentune.core.errors import StageError
 log = logging.getLogger("agentune")
 
 
+#: `agentune --help`'s table, written out so that printing it imports no stage (tests/test_layout.py
+#: checks each line against the start of the stage package's docstring).
+STAGE_HELP: dict[str, str] = {
+    "base_model": "put the base model in models/base/ (HF format, safetensors, chat template)",
+    "raw_data": "gather the training sources into data/raw/<source name>/, with their provenance",
+    "convert": "render every training source into the protocol: the tokenized dataset xtuner trains on",
+    "train": "LoRA/QLoRA fine-tuning with xtuner, from one CPU process to many GPU nodes, resumable",
+    "export": "every checkpoint -> PEFT adapter; one merged into the base -> a model that stops",
+    "gguf": "the merged model as GGUF files for llama.cpp, Ollama and LM Studio, with an Ollama Modelfile",
+    "evaluate": "function-calling metrics for the base model, every checkpoint adapter and the merged model",
+}
+
+
 def stage_module(name: str) -> ModuleType:
-    """Import `agentune.<stage>`; stage modules keep heavy imports inside functions."""
+    """Import `agentune.<stage>` (with its libraries: only for the stage that runs or shows its help)."""
     return importlib.import_module(f"agentune.{name}")
 
 
-def _summary(module: ModuleType) -> tuple[str, str]:
-    doc = (module.__doc__ or "").strip()
-    first, _, rest = doc.partition("\n")
-    return first.strip(), rest.strip()
+def stage_config(name: str) -> type:
+    """The stage's `Config` model, from its light `config` module."""
+    return importlib.import_module(f"agentune.{name}.config").Config
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(stage: str | None = None) -> argparse.ArgumentParser:
+    """The command line; `stage` adds that stage's description and own options (its module is imported)."""
     parser = argparse.ArgumentParser(
         prog="agentune",
         description=__doc__,
@@ -41,16 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     for name in STAGES:
-        module = stage_module(name)
-        summary, details = _summary(module)
+        description = STAGE_HELP[name]
+        module = stage_module(name) if name == stage else None
+        if module is not None:
+            description = (module.__doc__ or description).strip()
         p = sub.add_parser(
             name,
-            help=summary,
-            description=f"{summary}\n\n{details}".strip(),
+            help=STAGE_HELP[name],
+            description=description,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         _add_params_args(p)
-        if hasattr(module, "add_arguments"):
+        if module is not None and hasattr(module, "add_arguments"):
             module.add_arguments(p)
 
     sub.add_parser(
@@ -109,7 +124,7 @@ def load_stage_config(name: str, params_path: str, overrides: list[str]):
     params = apply_overrides(read_params(params_path), overrides)
     if name not in params:
         raise ConfigError(f"{params_path}: section '{name}' is missing")
-    return validate_section(stage_module(name).Config, name, params[name])
+    return validate_section(stage_config(name), name, params[name])
 
 
 def validate_params(params_path: str, overrides: list[str] | tuple[str, ...] = ()) -> None:
@@ -130,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         from agentune.serve import main as serve_main
 
         return serve_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command if command in STAGES else None).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -1,5 +1,6 @@
-"""Stage convert: read every training source, render it into the protocol and write the dataset xtuner
-trains on (data/converted/), the held-out records, the leak check and the data metrics.
+"""Stage convert: render every training source into the protocol: the tokenized dataset xtuner trains on.
+
+Writes data/converted/ (what xtuner trains on), the held-out records, the leak check and the data metrics.
 
 Sources come from raw_data's `agentune_raw.json` (a folder without it is one Agent-FLAN source). Each
 file is read line by line (never the whole corpus in memory) by its format's reader
