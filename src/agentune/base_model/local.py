@@ -14,8 +14,14 @@ import re
 import shutil
 from pathlib import Path
 
+import torch
+from huggingface_hub import snapshot_download
+from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+from tqdm import tqdm
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
 from agentune.core.errors import StageError
-from agentune.core.io import combine_hashes, sha256_file
+from agentune.core.io import combine_hashes, read_json, sha256_file
 from agentune.protocol.templates import TEMPLATES, get_template
 
 log = logging.getLogger(__name__)
@@ -84,9 +90,6 @@ def detect_template(tokenizer, requested: str = "auto") -> str:
 
 def load_check(path: Path, trust_remote_code: bool = False) -> tuple[object, object, int]:
     """Load config + tokenizer and build the model on the meta device; (config, tokenizer, n_params)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
@@ -102,8 +105,6 @@ def load_check(path: Path, trust_remote_code: bool = False) -> tuple[object, obj
 
 def hash_weights(files: list[Path], root: Path, mode: str = "full") -> dict[str, str]:
     """sha256 per weight file (`full`, with a progress bar) or size+mtime (`quick`, for huge dirs)."""
-    from tqdm import tqdm
-
     if mode == "quick":
         return {f.name: f"size={f.stat().st_size},mtime={int(f.stat().st_mtime)}" for f in files}
     out = {}
@@ -117,8 +118,6 @@ def hash_weights(files: list[Path], root: Path, mode: str = "full") -> dict[str,
 
 def stop_token_report(path: Path, tokenizer, template: str) -> dict:
     """Whether generation_config.json stops on every stop token of the template (export fixes it)."""
-    from agentune.core.io import read_json
-
     tpl = get_template(template)
     want = [tokenizer.convert_tokens_to_ids(t) for t in tpl.stop_tokens]
     gen = path / "generation_config.json"
@@ -180,9 +179,6 @@ def record_local(
 
 def download_hub(repo_id: str, revision: str, out: Path, template: str, trust_remote_code: bool) -> dict:
     """`hub` source: snapshot_download a pinned revision into `out` (token from HF_TOKEN only)."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
-
     if not re.fullmatch(r"[0-9a-f]{40}", revision):
         log.warning("base_model.hub.revision=%r is not a commit id: the download is not pinned", revision)
     fix = (

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
 from agentune.protocol.templates import get_template
 
 
 def build_tokenizer(template: str):
     """Byte-level BPE with no merges (256 byte tokens) plus the template's special tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
     tpl = get_template(template)
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     vocab = {ch: i for i, ch in enumerate(alphabet)}
@@ -52,9 +53,6 @@ def build_tiny(
 ) -> Path:
     """Write a tiny random-weight LlamaForCausalLM + tokenizer to `out_dir` (safetensors); `tokenizer`
     replaces the byte-level one (the template's special tokens must be in it)."""
-    import torch
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
-
     tpl = get_template(template)
     out_dir = Path(out_dir)
     tokenizer = tokenizer if tokenizer is not None else build_tokenizer(template)

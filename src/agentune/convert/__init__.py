@@ -37,13 +37,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
+import orjson
+import pyarrow as pa
+from datasets import Dataset, DatasetInfo, Features, Value
+from datasets.arrow_writer import ArrowWriter
+from datasets.table import MemoryMappedTable
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from tokenizers import Tokenizer
+from tqdm import tqdm
+
 from agentune.convert.config import Config
 from agentune.convert.formats import FormatStats
 from agentune.convert.leaks import LeakCheck
-from agentune.convert.sources import ROLES, BadRecord, Source, SourceFile, read_sources
+from agentune.convert.sources import ROLES, BadRecord, Source, SourceFile, read_agent_flan, read_sources
 from agentune.core.artifacts import ConvertRecord, RawDataRecord, base_model_path
 from agentune.core.errors import StageError
-from agentune.core.io import atomic_dir, atomic_file, write_json
+from agentune.core.io import atomic_dir, atomic_file, read_json, sha256_file, write_json
+from agentune.protocol.react import is_tool_prompt, parse_reply
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +137,6 @@ def is_heldout(rid: str, fraction: float) -> bool:
 
 
 def _features():
-    from datasets import Features, Value
-
     try:
         from datasets import List
     except ImportError:  # datasets < 4
@@ -162,15 +170,12 @@ def token_lengths(base_dir: Path, samples: list[list[dict[str, Any]]]) -> dict[s
     Uses the `tokenizers` library and the template from tokenizer_config.json directly (no transformers
     or torch import: that alone costs ~1 GiB of RSS and many seconds on a small machine).
     """
-    from agentune.core.io import read_json
-
     path = base_model_path(base_dir)
     if not (path / "tokenizer.json").is_file():
         raise StageError(
             f"{path}: no tokenizer.json (a fast tokenizer is needed for the token statistics); "
             "set convert.token_stats_records: 0 to skip them"
         )
-    from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(path / "tokenizer.json"))
     render, method = chat_renderer(read_json(path / "tokenizer_config.json"))
@@ -194,7 +199,6 @@ def chat_renderer(tok_cfg: dict[str, Any]) -> tuple[Callable[[list[dict[str, Any
             return "\n".join(m["content"] for m in msgs)
 
         return plain, "contents joined by newlines (no chat template)"
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     def raise_exception(message):
         raise StageError(f"chat template error: {message}")
@@ -237,9 +241,6 @@ class _Batches:
     """Rows collected into typed Arrow batches (one C++ conversion per batch, not per row)."""
 
     def __init__(self, path: Path, size: int = 2000):
-        import pyarrow as pa
-        from datasets.arrow_writer import ArrowWriter
-
         self.pa = pa
         self.features = _features()
         self.type = self.features.arrow_schema.field("messages").type
@@ -269,10 +270,6 @@ class _Batches:
 
 def parse_line(line: bytes, parse=None) -> tuple[str, list[dict[str, Any]], dict[str, int]]:
     """One JSONL line -> (id, messages, counts) by the source's reader (Agent-FLAN by default)."""
-    import orjson
-
-    from agentune.convert.sources import read_agent_flan
-
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
@@ -283,8 +280,6 @@ def parse_line(line: bytes, parse=None) -> tuple[str, list[dict[str, Any]], dict
 def record_kind(messages: list[dict[str, Any]]) -> str:
     """`calls` (a call is made), `no_call` (tools offered, none called: declines and direct answers) or
     `chat` (no tool protocol)."""
-    from agentune.protocol.react import is_tool_prompt, parse_reply
-
     if any(m["role"] == "assistant" and parse_reply(m["content"]).kind == "call" for m in messages):
         return "calls"
     system = next((m["content"] for m in messages if m["role"] == "system"), "")
@@ -467,8 +462,6 @@ class _Router:
         self.buffer = []
 
     def _hold_out(self, where: str, source: str, rid: str, messages: list[dict[str, Any]]) -> None:
-        import orjson
-
         self.stats.heldout[where] += 1
         self.sources[source].heldout += 1
         self.leaks.add_heldout(source, rid, messages)
@@ -503,12 +496,6 @@ def _source_files(cfg: Config, sources: list[Source]) -> list[tuple[Source, Sour
 
 def run(cfg: Config) -> None:
     """Read the sources and write the converted dataset, the held-out records and the metrics."""
-    from datasets import Dataset, DatasetInfo
-    from datasets.table import MemoryMappedTable
-    from tqdm import tqdm
-
-    from agentune.core.io import sha256_file
-
     _check_inputs(cfg)
     sources, seed = read_sources(cfg.raw_dir)
     files = _source_files(cfg, sources)

@@ -13,7 +13,7 @@ from typing import Any
 
 from agentune.convert.config import LeakCheckConfig
 from agentune.core.errors import StageError
-from agentune.evalsets import scenarios
+from agentune.evalsets import bfcl, scenarios
 from agentune.evalsets.leak import Hit, TrainingIndex, call_key, requests_and_calls
 from agentune.protocol import react
 
@@ -96,8 +96,6 @@ class LeakCheck:
         return hits
 
     def _bfcl(self) -> tuple[list[Hit], int]:
-        from agentune.evalsets import bfcl
-
         wheel = bfcl.fetch_wheel(self.cfg.bfcl_cache_dir)
         hits, n = [], 0
         for category in bfcl.CATEGORIES:

@@ -10,11 +10,14 @@ everything to MLflow (parent run + one child per model, registry, `champion` ali
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from transformers import AutoTokenizer
 
 from agentune.core.artifacts import (
     BaseModelRecord,
@@ -24,8 +27,19 @@ from agentune.core.artifacts import (
     list_adapters,
     recorded_tool_result,
 )
+from agentune.core.config import read_params
 from agentune.core.errors import StageError
+from agentune.evalsets.bfcl import fetch_wheel
+from agentune.evalsets.scenarios import reference_scenarios
+from agentune.evaluate import report as eval_report
+from agentune.evaluate import suites as eval_suites
+from agentune.evaluate import tracking
 from agentune.evaluate.config import Config
+from agentune.evaluate.scoring import aggregate
+from agentune.inference import generation
+from agentune.inference.llama_cpp import LlamaCppBackend
+from agentune.protocol.react import ToolResultStyle
+from agentune.protocol.templates import get_template
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +95,6 @@ def gguf_models(cfg: Config) -> list[ModelUnderTest]:
 
 def load_suites(cfg: Config):
     """Single-turn samples (heldout, bfcl) and the scenarios, as selected in params."""
-    from agentune.evalsets.bfcl import fetch_wheel
-    from agentune.evalsets.scenarios import reference_scenarios
-    from agentune.evaluate import suites as eval_suites
-
     samples = []
     if "heldout" in cfg.suites:
         samples += eval_suites.load_heldout(cfg.heldout, cfg.heldout_n, cfg.split)
@@ -101,9 +111,6 @@ def load_suites(cfg: Config):
 
 def evaluate_model(backend, samples, scenarios, cfg: Config, style) -> tuple[dict, list[dict], float, int]:
     """Run every suite on the backend's current model: (suite aggregates, records, seconds, tokens)."""
-    from agentune.evaluate import suites as eval_suites
-    from agentune.evaluate.scoring import aggregate
-
     t0 = time.perf_counter()
     records = eval_suites.run_single(backend, samples) if samples else []
     cases = []
@@ -130,8 +137,6 @@ def evaluate_model(backend, samples, scenarios, cfg: Config, style) -> tuple[dic
 
 
 def make_backend(cfg: Config, base_path: Path, template, style):
-    from agentune.inference import generation
-
     if cfg.backend == "endpoint":
         e = cfg.endpoint
         return generation.EndpointBackend(
@@ -152,8 +157,6 @@ def suites_for(m: ModelUnderTest, cfg: Config, samples: list, scenarios: list) -
 
 def tool_result_style(cfg: Config):
     """How tool results go back to the models: as the fine-tuned model's training data sent them."""
-    from agentune.protocol.react import ToolResultStyle
-
     for folder in (cfg.merged, *(a.path for a in list_adapters(cfg.adapters))):
         recorded = recorded_tool_result(folder)
         if recorded:
@@ -163,17 +166,11 @@ def tool_result_style(cfg: Config):
 
 def evaluate_models(cfg: Config, models: list[ModelUnderTest], samples, scenarios, template, base_path: Path):
     """Evaluate each model in order (base, adapters switched on one loaded base, merged loaded apart)."""
-    import gc
-
-    from agentune.inference import generation
-
     style = tool_result_style(cfg)
     log.info("tool results go back as %s turns %r", style.role, style.prefix)
     results, per_sample, backend = {}, {}, None
     for m in models:
         if m.kind == "gguf":
-            from agentune.inference.llama_cpp import LlamaCppBackend
-
             backend = None
             gc.collect()
             backend = LlamaCppBackend(
@@ -209,10 +206,6 @@ def check_budget(cfg: Config, samples: list, tokenizer_dir: Path) -> None:
     Checked on every held-out reference turn (the training data's distribution, not only the
     `heldout_n` evaluated) and on BFCL's ground-truth calls.
     """
-    from transformers import AutoTokenizer
-
-    from agentune.evaluate import suites as eval_suites
-
     if cfg.backend != "local" or not samples:
         return
     pool = [s for s in samples if s.suite != "heldout"]
@@ -232,9 +225,6 @@ def check_budget(cfg: Config, samples: list, tokenizer_dir: Path) -> None:
 
 def log_to_mlflow(cfg: Config, results, per_sample, dirs: dict, artifacts: list[Path]) -> None:
     """Send everything to MLflow; an unreachable server warns (or fails if required), outputs stay."""
-    from agentune.core.config import read_params
-    from agentune.evaluate import tracking
-
     params_doc = read_params() if Path("params.yaml").is_file() else {}
     params_doc = {**params_doc, "evaluate": cfg.model_dump(mode="json")}
     try:
@@ -252,9 +242,6 @@ def log_to_mlflow(cfg: Config, results, per_sample, dirs: dict, artifacts: list[
 
 def run(cfg: Config) -> None:
     """Evaluate every model on every suite, write metrics and the report, then log to MLflow."""
-    from agentune.evaluate import report as eval_report
-    from agentune.protocol.templates import get_template
-
     base_record = BaseModelRecord.read(cfg.base_model)
     template = get_template(base_record.template)
     base_path = base_record.model_path(cfg.base_model)

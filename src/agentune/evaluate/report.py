@@ -12,7 +12,10 @@ import random
 from pathlib import Path
 from typing import Any
 
+from matplotlib.figure import Figure
+
 from agentune.core.io import atomic_file, write_json
+from agentune.evaluate.scoring import METRICS
 
 
 def deltas(results: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -156,13 +159,9 @@ def paired(samples: dict[str, list[dict]], a: str, b: str, suite: str, metric: s
 
 def plot_charts(report_dir: Path, results: dict[str, Any], headline: list[str]) -> list[Path]:
     """One PNG of the headline metrics vs iteration, and a before/after bar chart."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     paths = []
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig = Figure(figsize=(9, 4))
+    ax = fig.subplots()
     ckpts = [(r["iteration"], r) for n, r in results.items() if r["kind"] in ("base", "checkpoint")]
     ckpts.sort(key=lambda t: t[0])
     merged = results.get("merged")
@@ -192,9 +191,9 @@ def plot_charts(report_dir: Path, results: dict[str, Any], headline: list[str]) 
     fig.tight_layout()
     paths.append(report_dir / "eval_curve.png")
     fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     if "base" in results and len(results) > 1:
         after = "merged" if "merged" in results else list(results)[-1]
         labels, bv, av = [], [], []
@@ -218,7 +217,6 @@ def plot_charts(report_dir: Path, results: dict[str, Any], headline: list[str]) 
     fig.tight_layout()
     paths.append(report_dir / "eval_before_after.png")
     fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
     return paths
 
 
@@ -228,8 +226,6 @@ def _fmt(v: Any) -> str:
 
 def before_after_table(results: dict[str, Any], samples: dict[str, list[dict]]) -> str:
     """Markdown table: each suite x metric, base vs merged (or last), delta, n, McNemar p, bootstrap CI."""
-    from agentune.evaluate.scoring import METRICS
-
     if "base" not in results or len(results) < 2:
         return "(no before/after: evaluate the base and at least one fine-tuned model)"
     after = "merged" if "merged" in results else list(results)[-1]

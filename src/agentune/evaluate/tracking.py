@@ -17,8 +17,16 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
 from agentune.core.artifacts import dvc_lock_outs
 from agentune.core.errors import StageError
+from agentune.core.io import read_json
+from agentune.evaluate.report import deltas
+from agentune.evaluate.scoring import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +44,6 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     """For an http(s) tracking URI, fail fast with a clear message when the server does not answer."""
     if not uri.startswith(("http://", "https://")):
         return
-    import httpx
 
     try:
         httpx.get(uri.rstrip("/") + "/health", timeout=timeout_s)
@@ -68,8 +75,6 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def read_data_counts(path: Path) -> dict[str, float]:
     """`data/<source>/<count>` from metrics/data.json (convert's counts per source and record kind)."""
-    from agentune.core.io import read_json
-
     if not path.is_file():
         return {}
     out: dict[str, float] = {}
@@ -98,7 +103,6 @@ def read_train_loss(path: Path) -> list[tuple[int, float]]:
 
 def _table(recs: list[dict]) -> dict[str, list]:
     cols = ["suite", "id", "step", "output", "stopped", "n_tokens", "kind", "action", "args", "expected"]
-    from agentune.evaluate.scoring import METRICS
 
     table: dict[str, list] = {c: [] for c in cols + list(METRICS)}
     for r in recs:
@@ -126,9 +130,6 @@ def log_evaluation(
     params_doc: dict[str, Any],
 ) -> dict[str, Any]:
     """Log the whole evaluation; return `{parent_run_id, experiment_id, tracking_uri, run_url}`."""
-    import mlflow
-    from mlflow import MlflowClient
-
     uri = tracking_uri(cfg.tracking_uri)
     check_reachable(uri)
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -165,7 +166,6 @@ def log_evaluation(
         if data_counts:
             mlflow.log_metrics(data_counts)
             mlflow.log_artifact(str(cfg.data_metrics))
-        from agentune.evaluate.report import deltas
 
         for suite, ms in deltas(results).items():
             mlflow.log_metrics({f"delta/{suite}/{m}": v for m, v in ms.items()})
@@ -200,8 +200,6 @@ def log_evaluation(
 
 
 def _ensure_model(client, name: str) -> None:
-    from mlflow.exceptions import MlflowException
-
     try:
         client.get_registered_model(name)
     except MlflowException:

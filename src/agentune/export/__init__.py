@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
+
+from transformers import AutoTokenizer, GenerationConfig
 
 from agentune.core.artifacts import (
     XTUNER_CONFIG_FILE,
@@ -27,7 +30,12 @@ from agentune.core.artifacts import (
     list_checkpoints,
 )
 from agentune.core.errors import StageError
+from agentune.core.io import atomic_dir, sha256_file, sha256_tree
+from agentune.export import adapters, merge
 from agentune.export.config import Config
+from agentune.protocol.chat_template import chat_template, xtuner_template
+from agentune.protocol.react import ToolResultStyle
+from agentune.protocol.templates import get_template
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +81,6 @@ def choose(checkpoints: list[Checkpoint], name: str, work_dir: Path) -> Checkpoi
 
 
 def checkpoint_sha256(path: Path) -> str:
-    from agentune.core.io import sha256_file, sha256_tree
-
     return sha256_tree(path) if path.is_dir() else sha256_file(path)
 
 
@@ -82,9 +88,6 @@ def export_adapters(
     cfg: Config, checkpoints: list[Checkpoint], base_path: Path, train_prov: TrainRecord, out: Path
 ) -> list[AdapterRecord]:
     """Write one PEFT adapter per checkpoint under `out`; return their provenance records."""
-    from agentune.core.io import sha256_tree
-    from agentune.export import adapters, merge
-
     tables = {}
     for shard in merge.base_shards(base_path)[0]:
         tables.update(merge.read_header(shard)[0])
@@ -151,11 +154,6 @@ def write_model_files(base_path: Path, out: Path, template, dtype: str, tool_res
 
     The chat template renders `tools` and tool results as training did (`protocol.chat_template`), so
     engines that prompt with it (vLLM, SGLang, TGI, LMDeploy, llama.cpp) prompt the model right."""
-    from transformers import AutoTokenizer, GenerationConfig
-
-    from agentune.protocol.chat_template import chat_template, xtuner_template
-    from agentune.protocol.react import ToolResultStyle
-
     config = json.loads((base_path / "config.json").read_text(encoding="utf-8"))
     config["torch_dtype"] = dtype
     (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -182,8 +180,6 @@ def write_model_files(base_path: Path, out: Path, template, dtype: str, tool_res
 
 def remove_stale_temp(final: Path) -> None:
     """Temp/old siblings that a killed export left behind (atomic_dir's `.<name>.tmp-*`)."""
-    import shutil
-
     if final.parent.is_dir():
         for stale in [*final.parent.glob(f".{final.name}.tmp-*"), *final.parent.glob(f".{final.name}.old-*")]:
             log.info("removing %s left by an interrupted export", stale)
@@ -192,10 +188,6 @@ def remove_stale_temp(final: Path) -> None:
 
 def run(cfg: Config) -> None:
     """Export every checkpoint as an adapter and merge the chosen one into the base."""
-    from agentune.core.io import atomic_dir, sha256_tree
-    from agentune.export import merge
-    from agentune.protocol.templates import get_template
-
     base_prov = BaseModelRecord.read(cfg.base_model)
     base_path = base_prov.model_path(cfg.base_model)
     try:

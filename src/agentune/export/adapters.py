@@ -17,6 +17,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+import torch
+from peft import LoraConfig
+from safetensors.torch import save_file
+
 from agentune.core.artifacts import XTUNER_CONFIG_FILE, Checkpoint
 from agentune.core.errors import StageError
 
@@ -36,8 +40,6 @@ class _Inert:
 
 
 def _load_pth(path: Path) -> dict:
-    import torch
-
     try:
         unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
         with torch.serialization.safe_globals([(_Inert, name) for name in unsafe]):
@@ -163,8 +165,6 @@ def target_modules(state: dict[str, Any]) -> tuple[list[str], int]:
 
 def build_lora_config(settings: dict[str, Any], state: dict[str, Any], base_path: Path, source: Path):
     """PEFT LoraConfig from the run's settings, checked against the weights (rank, modules)."""
-    from peft import LoraConfig
-
     modules, rank = target_modules(state)
     r = settings.get("r")
     if r is not None and int(r) != rank:
@@ -186,8 +186,6 @@ def build_lora_config(settings: dict[str, Any], state: dict[str, Any], base_path
 
 def write_adapter(out_dir: Path, state: dict[str, Any], lora_config) -> None:
     """adapter_config.json + adapter_model.safetensors (PEFT layout)."""
-    from safetensors.torch import save_file
-
     out_dir.mkdir(parents=True, exist_ok=True)
     lora_config.save_pretrained(str(out_dir))
     save_file(state, str(out_dir / ADAPTER_WEIGHTS), metadata={"format": "pt"})

@@ -10,11 +10,16 @@ sharding and tensor names and writes `model.safetensors.index.json` for sharded 
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from tqdm import tqdm
 
 from agentune.core.errors import StageError
 
@@ -66,8 +71,6 @@ def read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
 
 def read_tensor(fh, info: TensorInfo):
     """One tensor read into its own memory (no mmap)."""
-    import torch
-
     if info.dtype not in _ST_TO_TORCH:
         raise StageError(f"unsupported safetensors dtype {info.dtype}")
     buf = bytearray(info.end - info.start)
@@ -87,8 +90,6 @@ def write_streaming(
     metadata: dict[str, str] | None = None,
 ) -> None:
     """Write a safetensors file whose tensors (name, dtype tag, shape) are produced one at a time."""
-    import torch
-
     sizes = {
         "F64": 8,
         "F32": 4,
@@ -150,10 +151,6 @@ class LoraDelta:
 
 def adapter_deltas(adapter_dir: Path) -> dict[str, LoraDelta]:
     """`<module>.weight` -> (A, B, scale) for every LoRA target in a PEFT adapter dir."""
-    import math
-
-    from safetensors.torch import load_file
-
     cfg = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
     if cfg.get("bias", "none") != "none":
         raise StageError(
@@ -202,9 +199,6 @@ def check_against_base(
 
 def merge_weights(base: Path, adapter_dir: Path, out_dir: Path, dtype: str, progress: bool = True) -> dict:
     """Write the merged weights of `base` + adapter into `out_dir`; return a summary."""
-    import torch
-    from tqdm import tqdm
-
     out_tag = _TORCH_TO_ST[dtype]
     shards, index = base_shards(base)
     deltas = adapter_deltas(adapter_dir)

@@ -16,6 +16,7 @@ Each GGUF carries the merged model's chat template, the end-of-turn stop and the
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import tempfile
@@ -26,6 +27,7 @@ from agentune.core.errors import StageError
 from agentune.core.io import atomic_dir, sha256_file
 from agentune.gguf import modelfile, release, tokenizer
 from agentune.gguf.config import Config
+from agentune.inference.llama_cpp import import_llama_cpp
 from agentune.protocol.templates import get_template
 
 log = logging.getLogger(__name__)
@@ -60,10 +62,6 @@ def convert_model(tools: Path, merged: Path, outtype: str, dst: Path, meta: dict
 
 def quantize(src: Path, dst: Path, kind: str) -> None:
     """llama.cpp's quantizer (`llama_model_quantize`, what `llama-quantize` runs) from `src` (f16)."""
-    import ctypes
-
-    from agentune.inference.llama_cpp import import_llama_cpp
-
     llama_cpp = import_llama_cpp()
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{kind.upper()}")
@@ -74,8 +72,6 @@ def quantize(src: Path, dst: Path, kind: str) -> None:
 
 def llama_cpp_runtime() -> str | None:
     """Why the llama.cpp runtime cannot be used here (None when it can)."""
-    from agentune.inference.llama_cpp import import_llama_cpp
-
     try:
         import_llama_cpp()
     except StageError as exc:

@@ -12,6 +12,7 @@ with Go's text/template and compares it with the Jinja chat template of the merg
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from agentune.protocol.chat_template import xtuner_template
@@ -58,8 +59,6 @@ def go_template(template_name: str, tool_result: dict | None) -> str:
 
 def _quote(text: str) -> str:
     """A Go string literal."""
-    import json
-
     return json.dumps(text)
 
 

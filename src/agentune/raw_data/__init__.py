@@ -24,6 +24,9 @@ import os
 import shutil
 from pathlib import Path
 
+from huggingface_hub import hf_hub_download
+from tqdm import tqdm
+
 from agentune.core.artifacts import RawDataRecord
 from agentune.core.errors import StageError
 from agentune.core.io import atomic_dir, sha256_file
@@ -36,6 +39,7 @@ from agentune.raw_data.config import (
     LocalConfig,
     SampleConfig,
 )
+from agentune.raw_data.sample import file_counts, generate
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +48,6 @@ __all__ = ["AGENT_FLAN_FILES", "Config", "run"]
 
 def write_sample(cfg: SampleConfig, out: Path) -> dict:
     """Generate the sample into `out`, one file per Agent-FLAN file name."""
-    from tqdm import tqdm
-
-    from agentune.raw_data.sample import file_counts, generate
-
     counts = file_counts(cfg.n_records, cfg.mix.files)
     with tqdm(total=cfg.n_records, desc="raw_data sample", unit="rec", mininterval=1.0) as bar:
         for name in AGENT_FLAN_FILES:
@@ -86,11 +86,6 @@ def copy_local(cfg: LocalConfig, out: Path) -> dict:
 
 def download_hub(cfg: HubConfig, out: Path) -> dict:
     """Download each file at the pinned revision (not `load_dataset`: its schema inference fails)."""
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError as exc:  # pragma: no cover - huggingface_hub ships with transformers
-        raise StageError("source=hub needs the huggingface_hub package") from exc
-
     token = os.environ.get("HF_TOKEN") or None
     for name in AGENT_FLAN_FILES:
         remote = f"{cfg.subdir}/{name}" if cfg.subdir else name

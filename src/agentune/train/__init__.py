@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from agentune.core.artifacts import (
     XTUNER_CONFIG_FILE,
     Checkpoint,
@@ -29,7 +31,11 @@ from agentune.core.artifacts import (
     list_checkpoints,
 )
 from agentune.core.errors import StageError
+from agentune.core.io import atomic_file, replace_path
 from agentune.train.config import Config, LaunchParams
+from agentune.train.inputs import bos_override, check_device, check_inputs, fingerprint, resolve_amp
+from agentune.train.launcher import ITER_LINE, error_excerpt, resolve_launch, run_xtuner, xtuner_command
+from agentune.train.xtuner_config import Target, render
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +81,6 @@ def read_scalars(work_dir: Path) -> list[dict]:
 
 
 def write_loss_curve(rows: list[dict], path: Path) -> None:
-    from agentune.core.io import atomic_file
-
     with atomic_file(path) as fh:
         fh.write("step\tloss\tlr\ttokens_per_s\n")
         for r in rows:
@@ -114,11 +118,6 @@ class Run:
 
 def prepare(cfg: Config, fresh: bool) -> Run:
     """Step 1, resume: check the inputs, then resume the interrupted run in the work dir or start anew."""
-    import torch
-
-    from agentune.train.inputs import check_device, check_inputs, fingerprint, resolve_amp
-    from agentune.train.launcher import resolve_launch
-
     inputs = check_inputs(cfg)
     cuda = torch.cuda.is_available()
     check_device(cfg, cuda)
@@ -166,10 +165,6 @@ def prepare(cfg: Config, fresh: bool) -> Run:
 
 def launch(run: Run) -> tuple[float, list[str], bool]:
     """Step 2, launch: render the xtuner config, run xtuner; (wall seconds, last output lines, distributed)."""
-    from agentune.train.inputs import bos_override
-    from agentune.train.launcher import error_excerpt, run_xtuner, xtuner_command
-    from agentune.train.xtuner_config import Target, render
-
     base = run.inputs["base_model"]
     target = Target(
         model_path=Path(base["path"]).resolve(),
@@ -208,8 +203,6 @@ def launch(run: Run) -> tuple[float, list[str], bool]:
 
 def verify(run: Run, tail: list[str]) -> tuple[list[Checkpoint], Path, int]:
     """Step 3, verify: xtuner exited 0; the checkpoints exist and the last one is the last iteration."""
-    from agentune.train.launcher import ITER_LINE, error_excerpt
-
     finished = [int(m.group(2)) for line in tail if (m := ITER_LINE.search(line))]
     ckpts = list_checkpoints(run.work)
     final = last_checkpoint(run.work)
@@ -229,8 +222,6 @@ def verify(run: Run, tail: list[str]) -> tuple[list[Checkpoint], Path, int]:
 
 def finish(run: Run, ckpts: list[Checkpoint], final: Path, final_iter: int, wall: float, distributed: bool):
     """Step 4, finish: record the run, write the loss curve, move the work dir onto models/checkpoints."""
-    from agentune.core.io import replace_path
-
     rows = read_scalars(run.work)
     os.replace(run.config_path, run.work / CONFIG_FILE)
     shutil.rmtree(run.config_path.parent)

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from agentune.core.config import StrictModel
+from agentune.protocol import react
 
 DEEPSPEED = ("none", "zero1", "zero2", "zero2_offload", "zero3", "zero3_offload")
 
@@ -55,8 +56,6 @@ class EvalParams(StrictModel):
     @field_validator("tools")
     @classmethod
     def _tools(cls, tools: list[dict]) -> list[dict]:
-        from agentune.protocol import react
-
         for tool in tools:
             try:
                 react.lagent_tool(tool)
@@ -66,8 +65,6 @@ class EvalParams(StrictModel):
 
     def system_prompt(self) -> str:
         """The system prompt the hook sends: the ReAct prompt for `tools`, else `system`."""
-        from agentune.protocol import react
-
         return react.render_system(self.tools) if self.tools else self.system
 
 

@@ -8,9 +8,14 @@ import json
 import logging
 from pathlib import Path
 
+import torch
+from datasets import load_from_disk
+
 from agentune.core.artifacts import BaseModelRecord, ConvertRecord
 from agentune.core.errors import StageError
 from agentune.core.hardware import cpu_bf16
+from agentune.core.io import combine_hashes, sha256_file
+from agentune.protocol.templates import get_template
 from agentune.train.config import Config
 
 log = logging.getLogger(__name__)
@@ -18,8 +23,6 @@ log = logging.getLogger(__name__)
 
 def check_inputs(cfg: Config) -> dict:
     """Validate base model and dataset; return what the run record needs about them."""
-    from agentune.protocol.templates import get_template
-
     info = BaseModelRecord.read(cfg.base_model)
     path = info.model_path(cfg.base_model)
     if not (path / "config.json").is_file():
@@ -52,7 +55,6 @@ def check_dataset(path: Path) -> int:
     """The converted dataset must load with `datasets.load_from_disk` and have id + messages."""
     if not path.exists():
         raise StageError(f"{path}: converted dataset not found; run `agentune convert` first")
-    from datasets import load_from_disk
 
     try:
         ds = load_from_disk(str(path))
@@ -73,8 +75,6 @@ def check_dataset(path: Path) -> int:
 
 def dataset_fingerprint(path: Path) -> str:
     """The convert stage's recorded fingerprint if present, else a hash of the folder."""
-    from agentune.core.io import combine_hashes, sha256_file
-
     record = ConvertRecord.file(path)
     if record.is_file():
         return sha256_file(record)
@@ -116,8 +116,6 @@ def resolve_amp(cfg: Config, cuda: bool) -> str:
             )
         return cfg.amp
     if cuda:
-        import torch
-
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     bf16 = cpu_bf16()
     log.info("train.amp: auto -> %s (%s)", "bfloat16 autocast" if bf16.native else "fp32", bf16.reason)
@@ -126,8 +124,6 @@ def resolve_amp(cfg: Config, cuda: bool) -> str:
 
 def bos_override(model_path: Path, template: str) -> tuple[str | None] | None:
     """(template BOS,) when the tokenizer's bos_token differs from the chat template's, else None."""
-    from agentune.protocol.templates import get_template
-
     want = get_template(template).bos
     cfg_file = model_path / "tokenizer_config.json"
     have = json.loads(cfg_file.read_text(encoding="utf-8")).get("bos_token") if cfg_file.is_file() else None

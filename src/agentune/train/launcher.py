@@ -5,6 +5,7 @@ mmengine's log lines, and the traceback excerpt shown when it fails."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
 import signal
@@ -13,6 +14,8 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
+
+from tqdm import tqdm
 
 from agentune.core.errors import StageError
 from agentune.train import xtuner_run
@@ -85,8 +88,6 @@ class Progress:
         it, total = int(m.group(1)), int(m.group(2))
         fields = dict(_FIELD.findall(line))
         if self.bar is None:
-            from tqdm import tqdm
-
             self.bar = tqdm(total=total, initial=self.start, desc="train", unit="it", dynamic_ncols=True)
             self.total = total
         self.bar.update(max(0, it - self.last_iter))
@@ -108,8 +109,6 @@ class Progress:
 def _die_with_parent() -> None:
     """In the child: get SIGKILL if agentune dies (even by kill -9), so no training is orphaned."""
     if sys.platform.startswith("linux"):
-        import ctypes
-
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import jinja2
+
 from agentune.train.config import Config
 
 TEMPLATE = Path(__file__).with_name("xtuner_config.py.j2")
@@ -47,8 +49,6 @@ def warmup_iters(cfg: Config) -> int:
 
 def render(cfg: Config, target: Target) -> str:
     """The xtuner config text for these params on this target."""
-    import jinja2
-
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE.parent),
         undefined=jinja2.StrictUndefined,
