@@ -1,4 +1,4 @@
-"""Two probes behind the item-7 notes in RESULTS.md (why some fine-tuned replies never stop).
+"""Two probes behind benchmarks/experiments/2026-11-24-schema-coverage.md (why some fine-tuned replies never stop).
 
 1. How many tool calls in a raw sample fill every parameter of their tool's schema:
 
