@@ -45,13 +45,13 @@ def test_endpoint_suites_match_local_generation(served, mode, monkeypatch):
     remote = EndpointBackend(url, "tiny", api_key_env="AGENTUNE_TEST_KEY", tool_mode=mode, max_new_tokens=16)
     remote_recs = run_single(remote, samples())
     local_recs = run_single(local, samples())
-    assert [r["output"] for r in remote_recs] == [r["output"] for r in local_recs]
-    assert all(r["n_tokens"] > 0 for r in remote_recs)
+    assert [r.output for r in remote_recs] == [r.output for r in local_recs]
+    assert all(r.n_tokens > 0 for r in remote_recs)
     sc = reference_scenarios()[:2]
     r_steps, r_cases = run_scenarios(remote, sc, max_turns=2)
     l_steps, _ = run_scenarios(local, sc, max_turns=2)
-    assert [r["output"] for r in r_steps] == [r["output"] for r in l_steps]
-    assert len(r_cases) == 2 and all(c["e2e_success"] in (0.0, 1.0) for c in r_cases)
+    assert [r.output for r in r_steps] == [r.output for r in l_steps]
+    assert len(r_cases) == 2 and all(c.e2e_success in (0.0, 1.0) for c in r_cases)
 
 
 def test_evaluation_messages_round_trip_through_the_server_rendering():

@@ -12,6 +12,7 @@ from conftest import tool_conversation
 from agentune import evaluate
 from agentune.core.config import ConfigError, validate_section
 from agentune.core.errors import StageError
+from agentune.evalsets.scenarios import reference_scenarios
 
 
 @pytest.mark.parametrize("base_fixture", ["tiny_base", "tiny_base_llama3"])
@@ -164,7 +165,11 @@ def test_stage_writes_metrics_report_and_samples(evaluated):
 
     samples = [json.loads(x) for x in (evaluated / "reports/eval_samples.jsonl").read_text().splitlines()]
     by_model: dict[str, dict] = {}
+    cases = [s for s in samples if s.get("case")]
+    assert {c["id"] for c in cases if c["model"] == "merged"} == {sc.id for sc in reference_scenarios()}
     for s in samples:
+        if s.get("case"):
+            continue
         by_model.setdefault(s["model"], {})[(s["suite"], s["id"], s["step"])] = s["output"]
         assert {"id", "output", "parsed", "verdicts", "expected"} <= set(s)
     # adapters really switch: the adapters change the output, and the merged model (iter_6 merged)
@@ -275,9 +280,8 @@ def test_parse_agrees_with_lagent_on_every_stored_output(evaluated):
     evaluation as our parser does."""
     from lagent_wheel import assert_parse_agrees
 
-    outputs = [
-        json.loads(x)["output"] for x in (evaluated / "reports/eval_samples.jsonl").read_text().splitlines()
-    ]
+    lines = [json.loads(x) for x in (evaluated / "reports/eval_samples.jsonl").read_text().splitlines()]
+    outputs = [rec["output"] for rec in lines if not rec.get("case")]
     assert len(outputs) > 50
     for text in outputs:
         assert_parse_agrees(text)

@@ -9,6 +9,7 @@ import pytest
 from agentune.core.errors import StageError
 from agentune.evalsets.bfcl import convert_function, parse_jsonl
 from agentune.evaluate.report import mcnemar
+from agentune.evaluate.results import ModelRun, SampleResult
 from agentune.evaluate.scoring import Expected, aggregate, call_exact, score_sample
 from agentune.evaluate.suites import Scenario, _answer_found, load_heldout, over_budget, run_scenarios
 from agentune.inference.generation import Generation
@@ -165,18 +166,14 @@ def test_heldout_is_picked_and_reported_per_source(tmp_path):
     assert [s.source for s in samples] == ["agent-flan"] * 4 + ["own"] * 4
     assert len(load_heldout(path, 100)) == 26
 
-    def rec(model_ok: bool, s) -> dict:
-        return {
-            "suite": "heldout",
-            "id": s.id,
-            "step": 0,
-            "source": s.source,
-            "verdicts": {"call_em": float(model_ok)},
-        }
+    def rec(model_ok: bool, s) -> SampleResult:
+        parsed = react.parse_reply("")
+        verdicts = {"call_em": float(model_ok)}
+        return SampleResult("heldout", s.id, 0, "", True, 0, parsed, s.expected, verdicts, source=s.source)
 
     records = {
-        "base": [rec(False, s) for s in samples],
-        "merged": [rec(s.source == "own", s) for s in samples],
+        "base": ModelRun([rec(False, s) for s in samples]),
+        "merged": ModelRun([rec(s.source == "own", s) for s in samples]),
     }
     assert paired(records, "base", "merged", "heldout:own", "call_em") == ([0.0] * 4, [1.0] * 4)
     assert paired(records, "base", "merged", "heldout", "call_em")[1].count(1.0) == 4
@@ -244,8 +241,8 @@ def test_scenario_loop_runs_tools_and_checks_answer():
         react.format_final("done", "The result is 20."),
     ]
     records, cases = run_scenarios(Replay(replies), [sc], max_turns=6)
-    assert cases[0]["e2e_success"] == 1.0 and len(records) == 3
-    assert all(r["verdicts"]["format_valid"] == 1.0 for r in records)
+    assert cases[0].e2e_success == 1.0 and len(records) == 3
+    assert all(r.verdicts["format_valid"] == 1.0 for r in records)
 
 
 def test_scenario_tool_error_is_a_failed_step_not_a_crash(monkeypatch):
@@ -264,8 +261,9 @@ def test_scenario_tool_error_is_a_failed_step_not_a_crash(monkeypatch):
     replies = [react.format_call("add", "calculator", {"a": 2, "b": 3, "operator": "+"}),
                react.format_final("done", "5")]  # fmt: skip
     records, cases = run_scenarios(Replay(replies), [sc], max_turns=6)
-    assert cases[0]["e2e_success"] == 0.0
-    assert "tool exploded" in records[0]["tool_error"]
+    assert cases[0].e2e_success == 0.0
+    assert "tool exploded" in records[0].tool_error
+    assert records[0].to_json()["tool_error"] == "RuntimeError: tool exploded"
 
 
 def test_turn_limit_and_answers():
@@ -274,7 +272,7 @@ def test_turn_limit_and_answers():
         "calc", ["calculator"], [("2+3?", [("calculator", {"a": 2, "b": 3, "operator": "+"})], "5")]
     )
     records, cases = run_scenarios(Replay(loop), [sc], max_turns=3)
-    assert len(records) == 3 and cases[0]["e2e_success"] == 0.0
+    assert len(records) == 3 and cases[0].e2e_success == 0.0
     assert _answer_found("221492.8", "It is 221,492.8.") and not _answer_found("221492.8", "221490")
 
 

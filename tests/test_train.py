@@ -231,7 +231,7 @@ def test_launch_command_and_env_overrides(tmp_path, monkeypatch):
 
 
 def test_real_profile_renders_reference_config(tmp_path):
-    """Every value of the reference QLoRA table (notes/xtuner.md), read back with mmengine."""
+    """Every value of the public tutorial's QLoRA config (llama3_8b_instruct_qlora_agentflan_3e.py), read back with mmengine."""
     import torch
     from mmengine.config import Config as MMConfig
 

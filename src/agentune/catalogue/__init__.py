@@ -11,6 +11,7 @@ arguments, never from the clock or the network.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from agentune.catalogue import actions, info, maths, text, travel
@@ -30,6 +31,8 @@ __all__ = [
     "TOOL_NAMES",
     "Draw",
     "Task",
+    "ToolRun",
+    "call",
     "execute",
     "spec",
 ]
@@ -58,11 +61,26 @@ def spec(name: str) -> dict[str, Any]:
     return REGISTRY[name][0]
 
 
+@dataclass(frozen=True)
+class ToolRun:
+    """A tool's result as the model reads it, and the exception's text when the tool raised."""
+
+    result: Any
+    error: str | None = None
+
+
+def call(fn: Callable[..., Any], args: dict[str, Any]) -> ToolRun:
+    """Run a tool function with keyword arguments `args`: the one tool executor (sample data and evaluation).
+
+    A tool that raises does not stop the caller: its error comes back as text, like a real tool API."""
+    try:
+        return ToolRun(fn(**args))
+    except Exception as exc:  # any tool failure is the call's result, never a crash
+        return ToolRun(f"Error: {exc}", f"{type(exc).__name__}: {exc}")
+
+
 def execute(name: str, args: dict[str, Any]) -> Any:
     """Run tool `name` with keyword arguments `args`; errors come back as text, like a real tool API."""
     if name not in REGISTRY:
         return f"Error: unknown tool {name!r}"
-    try:
-        return REGISTRY[name][1](**args)
-    except (TypeError, ValueError, ZeroDivisionError) as exc:
-        return f"Error: {exc}"
+    return call(REGISTRY[name][1], args).result

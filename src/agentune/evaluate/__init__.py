@@ -30,13 +30,16 @@ from agentune.core.artifacts import (
 from agentune.core.config import read_params
 from agentune.core.errors import StageError
 from agentune.evalsets.bfcl import fetch_wheel
-from agentune.evalsets.scenarios import reference_scenarios
+from agentune.evalsets.scenarios import Scenario, reference_scenarios
 from agentune.evaluate import report as eval_report
 from agentune.evaluate import suites as eval_suites
 from agentune.evaluate import tracking
 from agentune.evaluate.config import Config
+from agentune.evaluate.results import ModelRun
 from agentune.evaluate.scoring import aggregate
+from agentune.evaluate.suites import Sample
 from agentune.inference import generation
+from agentune.inference.generation import Backend
 from agentune.inference.llama_cpp import LlamaCppBackend
 from agentune.protocol.react import ToolResultStyle
 from agentune.protocol.templates import get_template
@@ -109,34 +112,30 @@ def load_suites(cfg: Config):
     return samples, scenarios
 
 
-def evaluate_model(backend, samples, scenarios, cfg: Config, style) -> tuple[dict, list[dict], float, int]:
-    """Run every suite on the backend's current model: (suite aggregates, records, seconds, tokens)."""
+def evaluate_model(
+    backend: Backend, samples: list[Sample], scenarios: list[Scenario], cfg: Config, style: ToolResultStyle
+) -> tuple[dict, ModelRun, float]:
+    """Run every suite on the backend's current model: (suite aggregates, scored replies and cases, seconds)."""
     t0 = time.perf_counter()
-    records = eval_suites.run_single(backend, samples) if samples else []
-    cases = []
+    run = ModelRun(eval_suites.run_single(backend, samples) if samples else [])
     if scenarios:
-        steps, cases = eval_suites.run_scenarios(backend, scenarios, cfg.scenario_max_turns, style)
-        records += steps
+        steps, run.cases = eval_suites.run_scenarios(backend, scenarios, cfg.scenario_max_turns, style)
+        run.samples += steps
     seconds = time.perf_counter() - t0
     suites: dict[str, dict] = {}
-    sources = list(dict.fromkeys(r["source"] for r in records if r.get("source")))
-    for suite in dict.fromkeys(r["suite"] for r in records):
-        suites[suite] = aggregate([r["verdicts"] for r in records if r["suite"] == suite])
+    sources = list(dict.fromkeys(s.source for s in run.samples if s.source))
+    for suite in dict.fromkeys(s.suite for s in run.samples):
+        suites[suite] = aggregate([s.verdicts for s in run.samples if s.suite == suite])
         for source in sources if suite == "heldout" and len(sources) > 1 else ():  # a row per training source
-            rows = [r["verdicts"] for r in records if r["suite"] == suite and r.get("source") == source]
+            rows = [s.verdicts for s in run.samples if s.suite == suite and s.source == source]
             suites[f"heldout:{source}"] = aggregate(rows)
-    if cases:
-        suites["scenarios"]["e2e_success"] = round(sum(c["e2e_success"] for c in cases) / len(cases), 4)
-        suites["scenarios"]["e2e_success_n"] = len(cases)
-        for c in cases:
-            records.append({**c, "step": -1, "output": "", "stopped": True, "n_tokens": 0,
-                            "parsed": {"kind": "case", "action": None, "args": None}, "expected": {},
-                            "verdicts": {"e2e_success": c["e2e_success"]}})  # fmt: skip
-    tokens = sum(r["n_tokens"] for r in records)
-    return suites, records, seconds, tokens
+    if run.cases:
+        suites["scenarios"]["e2e_success"] = round(sum(c.e2e_success for c in run.cases) / len(run.cases), 4)
+        suites["scenarios"]["e2e_success_n"] = len(run.cases)
+    return suites, run, seconds
 
 
-def make_backend(cfg: Config, base_path: Path, template, style):
+def make_backend(cfg: Config, base_path: Path, template, style: ToolResultStyle) -> Backend:
     if cfg.backend == "endpoint":
         e = cfg.endpoint
         return generation.EndpointBackend(
@@ -168,7 +167,9 @@ def evaluate_models(cfg: Config, models: list[ModelUnderTest], samples, scenario
     """Evaluate each model in order (base, adapters switched on one loaded base, merged loaded apart)."""
     style = tool_result_style(cfg)
     log.info("tool results go back as %s turns %r", style.role, style.prefix)
-    results, per_sample, backend = {}, {}, None
+    results: dict[str, dict] = {}
+    per_sample: dict[str, ModelRun] = {}
+    backend: Backend | None = None
     for m in models:
         if m.kind == "gguf":
             backend = None
@@ -184,18 +185,15 @@ def evaluate_models(cfg: Config, models: list[ModelUnderTest], samples, scenario
         else:
             backend = backend or make_backend(cfg, base_path, template, style)
             backend.use_adapter(m.name if m.kind == "checkpoint" else None, m.dir)
-        suites, records, seconds, tokens = evaluate_model(
-            backend, *suites_for(m, cfg, samples, scenarios), cfg, style
-        )
-        gen_recs = [r for r in records if r["step"] >= 0]
+        suites, run, seconds = evaluate_model(backend, *suites_for(m, cfg, samples, scenarios), cfg, style)
         results[m.name] = {
             "iteration": m.iteration, "kind": m.kind, "suites": suites, "seconds": round(seconds, 2),
-            "tokens_per_s": round(tokens / seconds, 2) if seconds else 0.0,
-            "mean_gen_tokens": round(tokens / len(gen_recs), 2) if gen_recs else 0.0,
+            "tokens_per_s": round(run.tokens / seconds, 2) if seconds else 0.0,
+            "mean_gen_tokens": round(run.tokens / len(run.samples), 2) if run.samples else 0.0,
         }  # fmt: skip
         if m.stands_for:
             results[m.name]["stands_for"] = str(m.stands_for)
-        per_sample[m.name] = records
+        per_sample[m.name] = run
         log.info("%s: %.1fs, %s", m.name, seconds, {s: a.get("format_valid") for s, a in suites.items()})
     return results, per_sample
 

@@ -15,6 +15,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from agentune.core.io import atomic_file, write_json
+from agentune.evaluate.results import ModelRun
 from agentune.evaluate.scoring import METRICS
 
 
@@ -55,23 +56,22 @@ def write_metrics(path: Path, results: dict[str, Any], meta: dict[str, Any]) -> 
     return doc
 
 
-def gguf_parity(results: dict[str, Any], samples: dict[str, list[dict]]) -> dict[str, Any]:
+def gguf_parity(results: dict[str, Any], samples: dict[str, ModelRun]) -> dict[str, Any]:
     """Each GGUF against the merged model it was converted from: the share of prompts (every suite,
     every scenario step) with the same greedy reply, per suite and in all, and each metric's difference
     (GGUF - merged; sample counts left out)."""
     if "merged" not in results:
         return {}
-    key = lambda r: (r["suite"], r["id"], r["step"])  # noqa: E731
-    merged = {key(r): r["output"] for r in samples["merged"] if "output" in r}
+    merged = {x.key: x.output for x in samples["merged"].samples}
     reference = results["merged"]["suites"]
     out = {}
     for name, r in results.items():
         if r["kind"] != "gguf":
             continue
         by_suite: dict[str, list[bool]] = {}
-        for x in samples[name]:
-            if "output" in x and key(x) in merged:
-                by_suite.setdefault(x["suite"], []).append(x["output"] == merged[key(x)])
+        for x in samples[name].samples:
+            if x.key in merged:
+                by_suite.setdefault(x.suite, []).append(x.output == merged[x.key])
         every = [same for flags in by_suite.values() for same in flags]
         diffs = {
             f"{suite}/{metric}": round(v - reference[suite][metric], 4)
@@ -108,12 +108,15 @@ def write_curve(path: Path, results: dict[str, Any], headline: list[str]) -> lis
     return cols
 
 
-def write_samples(path: Path, samples: dict[str, list[dict]]) -> None:
-    """Every per-sample record (prompt id, raw output, parsed call, verdicts), one JSON line each."""
+def write_samples(path: Path, samples: dict[str, ModelRun]) -> None:
+    """Every scored reply (prompt id, raw output, parsed call, verdicts), then every scenario case
+    (`"case": true`, solved or not), one JSON line each."""
     with atomic_file(path) as fh:
-        for model, recs in samples.items():
-            for rec in recs:
-                fh.write(json.dumps({"model": model, **rec}, ensure_ascii=False, default=str) + "\n")
+        for model, run in samples.items():
+            for rec in [*run.samples, *run.cases]:
+                fh.write(
+                    json.dumps({"model": model, **rec.to_json()}, ensure_ascii=False, default=str) + "\n"
+                )
 
 
 def mcnemar(base: list[float], after: list[float]) -> tuple[int, int, float]:
@@ -140,16 +143,17 @@ def bootstrap_ci(
     return round(means[int(0.025 * reps)], 4), round(means[int(0.975 * reps) - 1], 4)
 
 
-def paired(samples: dict[str, list[dict]], a: str, b: str, suite: str, metric: str) -> tuple[list, list]:
+def paired(samples: dict[str, ModelRun], a: str, b: str, suite: str, metric: str) -> tuple[list, list]:
     """Outcomes of `metric` on the samples both models share (same id and step) in `suite`
     (`heldout:<source>`: the held-out samples of one source)."""
     suite, _, source = suite.partition(":")
 
     def rows(model: str) -> dict:
+        run = samples.get(model, ModelRun())
         return {
-            (r["id"], r["step"]): r["verdicts"].get(metric)
-            for r in samples.get(model, [])
-            if r["suite"].startswith(suite) and (not source or r.get("source") == source)
+            (r.id, r.step): r.verdicts.get(metric)
+            for r in run.samples
+            if r.suite.startswith(suite) and (not source or r.source == source)
         }
 
     va, vb = rows(a), rows(b)
@@ -224,7 +228,7 @@ def _fmt(v: Any) -> str:
     return "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
-def before_after_table(results: dict[str, Any], samples: dict[str, list[dict]]) -> str:
+def before_after_table(results: dict[str, Any], samples: dict[str, ModelRun]) -> str:
     """Markdown table: each suite x metric, base vs merged (or last), delta, n, McNemar p, bootstrap CI."""
     if "base" not in results or len(results) < 2:
         return "(no before/after: evaluate the base and at least one fine-tuned model)"
@@ -250,7 +254,7 @@ def before_after_table(results: dict[str, Any], samples: dict[str, list[dict]]) 
     return "\n".join(lines)
 
 
-def write_report(path: Path, results: dict[str, Any], samples: dict[str, list[dict]], charts: list[Path],
+def write_report(path: Path, results: dict[str, Any], samples: dict[str, ModelRun], charts: list[Path],
                  meta: dict[str, Any]) -> str:  # fmt: skip
     """reports/eval.md: setup, the before/after table, per-model summary, charts."""
     parts = ["# Evaluation", ""]

@@ -1,8 +1,8 @@
 """Evaluation suites: held-out records, the reference scenarios (real tools, multi-turn) and BFCL.
 
-Every suite yields scored per-sample records: `{suite, id, step, output, stopped, n_tokens, parsed,
-expected, verdicts}`. `heldout` and `bfcl` are one prompt per sample; `scenarios` run a loop per case
-(call -> run the Python tool -> `Response:` -> ... -> Final Answer) with a turn limit.
+Every suite yields scored replies (`results.SampleResult`). `heldout` and `bfcl` are one prompt per
+sample; `scenarios` run a loop per case (call -> run the Python tool -> `Response:` -> ... -> Final
+Answer) with a turn limit, and give a `results.CaseResult` per case besides its steps.
 """
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentune.catalogue import call as call_tool
 from agentune.core.errors import StageError
 from agentune.evalsets.bfcl import load_category, pick
 from agentune.evalsets.scenarios import Scenario, scenario_tools
+from agentune.evaluate.results import CaseResult, SampleResult
 from agentune.evaluate.scoring import Expected, score_sample
+from agentune.inference.generation import Backend, Generation
 from agentune.protocol import react
 
 
@@ -33,27 +36,13 @@ class Sample:
     source: str | None = None  # heldout: the training source the record was held out from
 
 
-def record(sample_id: str, suite: str, step: int, gen, exp: Expected, extra: dict | None = None) -> dict:
-    """Parse and score one generation into a per-sample record."""
+def score(sample_id: str, suite: str, step: int, gen: Generation, exp: Expected, **extra) -> SampleResult:
+    """Parse and score one generation."""
     parsed = react.parse_reply(gen.text)
-    return {
-        "suite": suite,
-        "id": sample_id,
-        "step": step,
-        "output": gen.text,
-        "stopped": gen.stopped,
-        "n_tokens": gen.n_tokens,
-        "parsed": {
-            "kind": parsed.kind,
-            "action": parsed.action,
-            "args": parsed.args,
-            "hallucinated": parsed.hallucinated,
-            "problems": parsed.problems,
-        },  # fmt: skip
-        "expected": {"name": exp.name, "args": exp.args, "irrelevant": exp.irrelevant},
-        "verdicts": score_sample(parsed, exp, gen.stopped),
-        **(extra or {}),
-    }
+    verdicts = score_sample(parsed, exp, gen.stopped)
+    return SampleResult(
+        suite, sample_id, step, gen.text, gen.stopped, gen.n_tokens, parsed, exp, verdicts, **extra
+    )
 
 
 # ---- heldout ------------------------------------------------------------------------------------
@@ -161,12 +150,11 @@ def over_budget(samples: list[Sample], count_tokens, max_new_tokens: int) -> lis
     return sorted(((sid, n) for sid, n in sizes if n > max_new_tokens), key=lambda x: -x[1])
 
 
-def run_single(backend, samples: list[Sample]) -> list[dict]:
+def run_single(backend: Backend, samples: list[Sample]) -> list[SampleResult]:
     """Generate one reply per sample (batched by the backend) and score it."""
     gens = backend.generate([(s.messages, s.tools) for s in samples])
     return [
-        record(s.id, s.suite, 0, g, s.expected, {"source": s.source} if s.source else None)
-        for s, g in zip(samples, gens, strict=True)
+        score(s.id, s.suite, 0, g, s.expected, source=s.source) for s, g in zip(samples, gens, strict=True)
     ]
 
 
@@ -182,7 +170,7 @@ class _State:
     steps: int = 0
     ok: bool = True
     done: bool = False
-    records: list[dict] = field(default_factory=list)
+    records: list[SampleResult] = field(default_factory=list)
 
 
 def _answer_found(answer: str, text: str) -> bool:
@@ -201,20 +189,12 @@ def _answer_found(answer: str, text: str) -> bool:
     return False
 
 
-def run_tool(fn, args: dict[str, Any]) -> tuple[Any, str | None]:
-    """Run a scenario tool; an exception is the step's failure, returned as text, never raised."""
-    try:
-        return fn(**args), None
-    except Exception as exc:  # a tool raising is a failed step, not a crash
-        return f"Error: {type(exc).__name__}: {exc}", f"{type(exc).__name__}: {exc}"
-
-
 def run_scenarios(
-    backend,
+    backend: Backend,
     scenarios: list[Scenario],
     max_turns: int,
     style: react.ToolResultStyle = react.DEFAULT_TOOL_RESULT,
-) -> tuple[list[dict], list[dict]]:
+) -> tuple[list[SampleResult], list[CaseResult]]:
     """Run every scenario's loop (batched across scenarios); return per-step records and per-case results.
 
     Tool results go back to the model in `style`, the way its training data sent them."""
@@ -230,28 +210,26 @@ def run_scenarios(
         for st, gen in zip(active, gens, strict=True):
             _advance(st, gen, catalogue, max_turns, style)
     records = [r for s in states for r in s.records]
-    cases = [
-        {"suite": "scenarios", "id": s.sc.id, "e2e_success": float(s.ok), "steps": s.steps} for s in states
-    ]
-    return records, cases
+    return records, [CaseResult(s.sc.id, float(s.ok), s.steps) for s in states]
 
 
-def _advance(st: _State, gen, catalogue, max_turns: int, style: react.ToolResultStyle) -> None:
+def _advance(st: _State, gen: Generation, catalogue, max_turns: int, style: react.ToolResultStyle) -> None:
     user_text, calls, answer = st.sc.turns[st.turn]
     if st.call_idx < len(calls):
         name, args = calls[st.call_idx]
         exp = Expected.call(name, args, catalogue[name][0])
     else:
         exp = Expected(name=None)
-    rec = record(st.sc.id, "scenarios", st.steps, gen, exp, {"turn": st.turn})
+    rec = score(st.sc.id, "scenarios", st.steps, gen, exp, turn=st.turn)
     st.records.append(rec)
     st.steps += 1
-    parsed = react.parse_reply(gen.text)
+    parsed = rec.parsed
     if parsed.kind == "call" and parsed.args is not None and parsed.action in st.sc.tools:
-        st.ok = st.ok and rec["verdicts"]["call_em"] == 1.0
-        result, error = run_tool(catalogue[parsed.action][1], parsed.args)
-        if error:
-            rec["tool_error"] = error
+        st.ok = st.ok and rec.verdicts["call_em"] == 1.0
+        ran = call_tool(catalogue[parsed.action][1], parsed.args)
+        result = ran.result
+        if ran.error:
+            rec.tool_error = ran.error
             st.ok = False
         st.call_idx += 1
         st.messages += [

@@ -26,6 +26,7 @@ from agentune.core.artifacts import dvc_lock_outs
 from agentune.core.errors import StageError
 from agentune.core.io import read_json
 from agentune.evaluate.report import deltas
+from agentune.evaluate.results import ModelRun
 from agentune.evaluate.scoring import METRICS
 
 log = logging.getLogger(__name__)
@@ -101,30 +102,27 @@ def read_train_loss(path: Path) -> list[tuple[int, float]]:
     return out
 
 
-def _table(recs: list[dict]) -> dict[str, list]:
+def _table(run: ModelRun) -> dict[str, list]:
+    """The model's scored replies as an MLflow table: one row each, one column per field and metric."""
     cols = ["suite", "id", "step", "output", "stopped", "n_tokens", "kind", "action", "args", "expected"]
-
     table: dict[str, list] = {c: [] for c in cols + list(METRICS)}
-    for r in recs:
-        table["suite"].append(r["suite"])
-        table["id"].append(r["id"])
-        table["step"].append(r["step"])
-        table["output"].append(r["output"])
-        table["stopped"].append(r["stopped"])
-        table["n_tokens"].append(r["n_tokens"])
-        table["kind"].append(r["parsed"]["kind"])
-        table["action"].append(r["parsed"]["action"] or "")
-        table["args"].append(json.dumps(r["parsed"]["args"]))
-        table["expected"].append(json.dumps(r["expected"], default=str))
+    for r in run.samples:
+        doc = r.to_json()
+        for c in ("suite", "id", "step", "output", "stopped", "n_tokens"):
+            table[c].append(doc[c])
+        table["kind"].append(r.parsed.kind)
+        table["action"].append(r.parsed.action or "")
+        table["args"].append(json.dumps(r.parsed.args))
+        table["expected"].append(json.dumps(doc["expected"], default=str))
         for m in METRICS:
-            table[m].append(r["verdicts"].get(m))
+            table[m].append(r.verdicts.get(m))
     return table
 
 
 def log_evaluation(
     cfg,
     results: dict[str, Any],
-    samples: dict[str, list[dict]],
+    samples: dict[str, ModelRun],
     model_dirs: dict[str, Path],
     artifacts: list[Path],
     params_doc: dict[str, Any],
@@ -184,8 +182,13 @@ def log_evaluation(
                 for suite, agg in r["suites"].items():
                     metrics.update({f"{suite}/{m}": v for m, v in agg.items() if v is not None})
                 mlflow.log_metrics(metrics, step=r["iteration"])
-                if samples.get(name):
-                    mlflow.log_table(data=_table(samples[name]), artifact_file=f"samples_{name}.json")
+                run = samples.get(name)
+                if run and run.samples:
+                    mlflow.log_table(data=_table(run), artifact_file=f"samples_{name}.json")
+                if run and run.cases:
+                    cases = [c.to_json() for c in run.cases]
+                    mlflow.log_table(data={k: [c[k] for c in cases] for k in cases[0]},
+                                     artifact_file=f"cases_{name}.json")  # fmt: skip
         parent_id = parent.info.run_id
 
     _register(client, cfg, results, model_dirs, child_ids)

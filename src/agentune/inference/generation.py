@@ -1,6 +1,7 @@
-"""Generation backends for evaluation: local transformers (batched) and an OpenAI-compatible endpoint.
+"""Generation backends for evaluation: local transformers (batched) and an OpenAI-compatible endpoint
+(llama.cpp's is `inference.llama_cpp`); each implements `Backend`.
 
-Both take chat messages (`{"role", "content"}`, tool results already as `Response:` user turns) plus the
+All take chat messages (`{"role", "content"}`, tool results already as `Response:` user turns) plus the
 tools offered, and return the reply text in the ReAct protocol, so one parser scores every backend.
 
 Local prompts are built exactly as xtuner builds training samples (`openai_map_fn` turns +
@@ -16,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from agentune.core.errors import StageError
 from agentune.core.hardware import cpu_bf16
@@ -38,6 +39,22 @@ class Generation:
     text: str
     stopped: bool
     n_tokens: int
+
+
+#: One prompt: the chat messages and the tools offered (None: no tools).
+Prompt = tuple[list[dict[str, Any]], list[dict[str, Any]] | None]
+
+
+class Backend(Protocol):
+    """What evaluation decodes with: one greedy reply per prompt, in order; adapters switched in place."""
+
+    def use_adapter(self, name: str | None, adapter_dir: str | Path | None = None) -> None:
+        """Decode with the adapter `name` from `adapter_dir` from now on (None: the base model alone)."""
+        ...
+
+    def generate(self, prompts: list[Prompt]) -> list[Generation]:
+        """The reply to each prompt, in the prompts' order."""
+        ...
 
 
 def conversation_turns(messages: list[dict[str, Any]]) -> tuple[list[dict[str, str]], dict[str, str]]:
@@ -156,7 +173,7 @@ class LocalBackend:
     def encode(self, messages: list[dict[str, Any]]) -> list[int]:
         return encode_prompt(messages, self.tokenizer, self.xt)
 
-    def generate(self, prompts: list[tuple[list[dict], list[dict] | None]]) -> list[Generation]:
+    def generate(self, prompts: list[Prompt]) -> list[Generation]:
         """Generate a reply for each `(messages, tools)`; batches sorted by length, order kept."""
         import contextlib
 
@@ -291,7 +308,7 @@ class EndpointBackend:
             raise StageError(f"endpoint {self.url}: HTTP {resp.status_code}: {resp.text[:300]}")
         return resp.json()
 
-    def generate(self, prompts: list[tuple[list[dict], list[dict] | None]]) -> list[Generation]:
+    def generate(self, prompts: list[Prompt]) -> list[Generation]:
         out = []
         for messages, tools in prompts:
             t0 = time.perf_counter()

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from agentune.core.errors import StageError
-from agentune.inference.generation import Generation, encode_prompt
+from agentune.inference.generation import Generation, Prompt, encode_prompt
 from agentune.protocol import react
 from agentune.protocol.chat_template import xtuner_template
 from agentune.protocol.templates import ChatTemplate, get_template
@@ -141,7 +141,7 @@ class LlamaCppBackend:
         self.llm.eval([token])
         return self._logits()
 
-    def generate(self, prompts: list[tuple[list[dict], list[dict] | None]]) -> list[Generation]:
+    def generate(self, prompts: list[Prompt]) -> list[Generation]:
         """Greedy replies to `(messages, tools)` prompts, in order."""
         from tqdm import tqdm
 

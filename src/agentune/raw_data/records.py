@@ -69,7 +69,7 @@ SMALL_TALK: tuple[tuple[str, str], ...] = (
 
 #: A decline's Thought (one phrasing, drawn like the others): the offered tools' names, then "cannot",
 #: where a call's Thought has the tool's name, then "can" (`_first_call`). Three phrasings, two of
-#: them opening with "none"/"no tool", declined less selectively on the dev split (RESULTS.md, e4 -> e7).
+#: them opening with "none"/"no tool", declined less selectively on the dev split (benchmarks/experiments/2026-11-30-declining-and-finishing.md, B4 -> B7).
 _NO_TOOL_THOUGHTS = ("The user wants to {cap}; {names} cannot do that, so I will answer directly.",)
 
 
@@ -408,7 +408,7 @@ def rec_negative(r: Draw) -> list[dict[str, Any]]:
 # `mix.formula_share`: the share of the single-call, single-turn and negative records built from formula
 # tools (`formulas`) instead of the catalogue: tools offered under drawn names and parameter names, to be
 # read, not recalled. 0 by default: at 0.3 two dev runs (training seeds 0, 1) moved the metrics both
-# ways, by about the spread between seeds (benchmarks/RESULTS.md, "f1").
+# ways, by about the spread between seeds (benchmarks/experiments/2026-11-30-declining-and-finishing.md, F1).
 
 
 def rec_formula(r: Draw, answer: bool = True) -> list[dict[str, Any]]:

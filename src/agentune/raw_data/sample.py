@@ -1,6 +1,7 @@
 """A deterministic generator of Agent-FLAN-format conversations that teach ReAct tool calling.
 
-Each record is built from its own `Draw(f"{seed}:{file}:{index}", mix)` (a `random.Random` that carries
+Record i of a file is built from its own `Draw(f"{seed}:{stem}:{i}", mix)`, where `stem` is the file's
+name without `.jsonl` (a `random.Random` that carries
 the mix of params `raw_data.sample.mix`), so the same seed and mix give byte-identical files and a larger
 `n_records` only appends records. Record kinds (`records.BUILDERS`), each written to the Agent-FLAN file
 that holds that kind of data:
