@@ -4,8 +4,28 @@ Layout: one package per pipeline stage (`agentune.<stage>`: its `Config` and `ru
 packages they build on (`core`, `protocol`, `inference`), and the commands (`cli`, `serve`).
 """
 
+import logging
+import warnings
+
 __version__ = "0.1.0"
 
 #: The pipeline's stages, in the order `dvc.yaml` defines them. Each name is also the package
 #: `agentune.<name>`, the `params.yaml` section and the `agentune <name>` subcommand.
 STAGES = ("base_model", "raw_data", "convert", "train", "export", "gguf", "evaluate")
+
+# Two messages from libraries that no user of agentune can act on, silenced here because every
+# agentune process imports this package before them; nothing else is filtered, and errors never are.
+# - DeepSpeed (installed for xtuner) calls torch.jit.script at import, which torch deprecates; accelerate
+#   imports DeepSpeed whenever transformers loads a model.
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+
+
+class _BitsandbytesKernelsFilter(logging.Filter):
+    """bitsandbytes, imported through PEFT, warns on CPUs with avx512_bf16 that it could not download an
+    optional 4-bit kernel from the Hugging Face Hub (`kernels`); agentune never runs 4-bit on a CPU."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to load CPU gemm_4bit_forward from kernels-community")
+
+
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_BitsandbytesKernelsFilter())
