@@ -16,10 +16,14 @@ Each GGUF carries the merged model's chat template, the end-of-turn stop and the
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import logging
+import os
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from agentune.core.artifacts import GgufRecord, MergedRecord
@@ -60,14 +64,39 @@ def convert_model(tools: Path, merged: Path, outtype: str, dst: Path, meta: dict
         release.write_metadata(tools, raw, dst, meta, eot_id)
 
 
+@contextlib.contextmanager
+def native_stderr(into: Path) -> Iterator[None]:
+    """Send what C code writes to file descriptor 2 (llama.cpp's log) into `into` for the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(into, "wb") as fh:
+        os.dup2(fh.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def quantize(src: Path, dst: Path, kind: str) -> None:
-    """llama.cpp's quantizer (`llama_model_quantize`, what `llama-quantize` runs) from `src` (f16)."""
+    """llama.cpp's quantizer (`llama_model_quantize`, what `llama-quantize` runs) from `src` (f16).
+
+    Its per-tensor log (one line per tensor whose rows do not fit the k-quant block of 256, which falls
+    back to another type) becomes one summary line; a failure shows the log's last lines."""
     llama_cpp = import_llama_cpp()
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{kind.upper()}")
-    status = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
+    out = dst.with_name(f".{dst.name}.log")
+    with native_stderr(out):
+        status = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
+    lines = out.read_text(encoding="utf-8", errors="replace").splitlines()
+    out.unlink()
     if status != 0:
-        raise StageError(f"llama.cpp's quantizer failed ({status}) on {src} -> {kind}")
+        tail = "\n".join(lines[-20:])
+        raise StageError(f"llama.cpp's quantizer failed ({status}) on {src} -> {kind}:\n{tail}")
+    summary = next((line.split("WARNING: ", 1)[1] for line in lines if "required fallback" in line), None)
+    if summary:
+        log.info("%s: %s (rows not a multiple of 256 keep a 32-block type)", kind, summary)
 
 
 def llama_cpp_runtime() -> str | None:
