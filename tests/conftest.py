@@ -6,13 +6,22 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import BFCL_CACHE, LLAMA_CPP_CACHE, WHEEL_CACHE, tool_conversation
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+
+#: fixtures that download a pinned package on first use: the tests that use them get the `network` marker
+NETWORK_FIXTURES = {"bfcl_tools", "tiny_smollm2", "scripted_agent_smollm2", "to_gguf", "evaluated"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if NETWORK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.network)
 
 
 @pytest.fixture(scope="session")
@@ -35,40 +44,6 @@ def tiny_base_llama3(tmp_path_factory) -> Path:
     return out
 
 
-def tool_conversation(i: int) -> dict:
-    """One short Agent-FLAN-format record: a calculator call, its result and a final answer."""
-    from agentune.protocol import react
-
-    calc = {
-        "name": "calculator",
-        "description": "Compute a op b.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "a": {"type": "number"},
-                "b": {"type": "number"},
-                "operator": {"type": "string", "enum": ["+", "-", "*", "/"]},
-            },
-            "required": ["a", "b", "operator"],
-        },
-    }
-    a, b = 3 + i, 4 + 2 * i
-    return {
-        "id": f"tiny-{i}",
-        "conversation": [
-            {"role": "system", "content": react.render_system([calc]), "loss": False},
-            {"role": "user", "content": f"What is {a} + {b}?", "loss": False},
-            {
-                "role": "assistant",
-                "content": react.format_call("Add them.", "calculator", {"a": a, "b": b, "operator": "+"}),
-                "loss": True,
-            },
-            {"role": "user", "content": react.format_response(a + b), "loss": False},
-            {"role": "assistant", "content": react.format_final("Done.", str(a + b)), "loss": True},
-        ],
-    }
-
-
 @pytest.fixture(scope="session")
 def tiny_converted(tmp_path_factory) -> Path:
     """A converted dataset in the layout `convert` writes (save_to_disk, columns id + messages)."""
@@ -83,8 +58,8 @@ def tiny_converted(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def scripted_agent(tmp_path_factory) -> Path:
-    """The tiny model taught to call the calculator and then answer (tests/scripted_agent.py)."""
-    from scripted_agent import build_scripted_agent
+    """The tiny model taught to call the calculator and then answer (tests/helpers/scripted_agent.py)."""
+    from helpers.scripted_agent import build_scripted_agent
 
     return build_scripted_agent(tmp_path_factory.mktemp("scripted") / "agent")
 
@@ -93,10 +68,8 @@ def scripted_agent(tmp_path_factory) -> Path:
 def bfcl_tools() -> list[dict]:
     """Every tool of six BFCL categories (JSON schema, as evaluate reads them from the pinned wheel)."""
     from agentune.evalsets import bfcl
-    from agentune.evaluate.config import BfclConfig
 
-    cfg = BfclConfig()
-    wheel = bfcl.fetch_wheel(Path(__file__).resolve().parents[1] / cfg.cache_dir)
+    wheel = bfcl.fetch_wheel(BFCL_CACHE)
     tools = []
     for category in (
         "simple_python",
@@ -109,10 +82,6 @@ def bfcl_tools() -> list[dict]:
         for q in bfcl.load_category(wheel, category, 10**6):
             tools += q["tools"]
     return tools
-
-
-WHEEL_CACHE = REPO_ROOT / ".cache/agentune/wheels"  # base_model.smollm2.cache_dir, shared with the demo
-LLAMA_CPP_CACHE = REPO_ROOT / ".cache/llama.cpp"  # gguf.cache_dir
 
 
 @pytest.fixture(scope="session")
@@ -129,7 +98,7 @@ def tiny_smollm2(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def scripted_agent_smollm2(tmp_path_factory) -> Path:
     """The scripted agent on SmolLM2's tokenizer (so that it converts to GGUF)."""
-    from scripted_agent import build_scripted_agent
+    from helpers.scripted_agent import build_scripted_agent
 
     return build_scripted_agent(tmp_path_factory.mktemp("scripted_smollm2") / "agent", tokenizer="smollm2",
                                 wheel_cache=WHEEL_CACHE)  # fmt: skip
@@ -139,7 +108,7 @@ def scripted_agent_smollm2(tmp_path_factory) -> Path:
 def to_gguf(tmp_path_factory):
     """`to_gguf(model_dir, **gguf_params)`: the model laid out as export writes models/merged, then the
     real gguf stage; returns the stage's output folder."""
-    from gguf_fixtures import convert_to_gguf
+    from helpers.gguf import convert_to_gguf
 
     return lambda model, **params: convert_to_gguf(
         model, tmp_path_factory.mktemp("gguf"), LLAMA_CPP_CACHE, **params

@@ -19,7 +19,7 @@ from agentune.core.errors import StageError
 log = logging.getLogger("agentune")
 
 
-#: `agentune --help`'s table, written out so that printing it imports no stage (tests/test_layout.py
+#: `agentune --help`'s table, written out so that printing it imports no stage (tests/core/test_layout.py
 #: checks each line against the start of the stage package's docstring).
 STAGE_HELP: dict[str, str] = {
     "base_model": "put the base model in models/base/ (HF format, safetensors, chat template)",

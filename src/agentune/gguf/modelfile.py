@@ -6,7 +6,7 @@ are, a `tool` message as a tool-result turn in the model's training convention. 
 `.Tools`, so Ollama reports no tool support and never applies its own tool-call parser (which reads a
 JSON object after a tag, not lagent's `Action:` / `Action Input:` lines): a client sends lagent's ReAct
 system prompt itself and reads the protocol text of a reply (lagent does both), or uses
-`agentune serve --engine llama.cpp` for OpenAI `tool_calls`. tests/test_gguf.py renders this TEMPLATE
+`agentune serve --engine llama.cpp` for OpenAI `tool_calls`. tests/gguf/test_gguf.py renders this TEMPLATE
 with Go's text/template and compares it with the Jinja chat template of the merged model.
 """
 

@@ -8,7 +8,7 @@ JSON-schema tool mapped into lagent's shape (`react.lagent_tool`, written out as
 writes it), the client's leading system messages after it, calls as `Thought:` / `Action:` /
 `Action Input:` turns, tool results in the model's training convention, a plain-text answer (tools
 offered) as a `Final Answer:` (`protocol.chat`), and the turns in xtuner's
-template strings with the BOS xtuner puts first. tests/test_chat_template.py checks
+template strings with the BOS xtuner puts first. tests/protocol/test_chat_template.py checks
 `apply_chat_template(messages, tools=...)` against the project's own rendering, token for token.
 
 Limits of the Jinja side (the server renders these right): a `$ref` in a tool's parameters is not

@@ -17,7 +17,7 @@ GOOD = "toolbench_react_10p.jsonl"
 
 
 def good_record(i: int) -> dict:
-    from conftest import tool_conversation
+    from helpers import tool_conversation
 
     return tool_conversation(i)
 
@@ -30,7 +30,7 @@ def write_params(tmp: Path, base: Path | None = None, **convert_cfg) -> Path:
         "heldout_out": "out/eval/heldout.jsonl",
         "metrics_out": "out/metrics/data.json",
         "token_stats_records": 0 if base is None else 500,
-        "leak_check": {"fixed_suites": ["scenarios"]},  # BFCL's check: tests/test_leak_check.py
+        "leak_check": {"fixed_suites": ["scenarios"]},  # BFCL's check: tests/convert/test_leak_check.py
         **convert_cfg,
     }
     path = tmp / "params.yaml"
@@ -311,7 +311,7 @@ def test_xtuner_tokenizes_every_assistant_turn_as_trained(tmp_path, monkeypatch,
 
 
 def test_token_counts_match_the_tokenizers_own_chat_template(tiny_base):
-    from conftest import tool_conversation
+    from helpers import tool_conversation
     from transformers import AutoTokenizer
 
     samples = [tool_conversation(i)["conversation"] for i in range(5)]

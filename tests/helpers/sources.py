@@ -1,5 +1,5 @@
 """Tool-calling conversations in the formats people have, written from each format's documentation, and
-a runner of `raw_data` + `convert` on them in a temp folder (tests/test_sources.py, test_leak_check.py,
+a runner of `raw_data` + `convert` on them in a temp folder (tests/convert/test_sources.py, test_leak_check.py,
 test_dvc_pipeline.py)."""
 
 from __future__ import annotations

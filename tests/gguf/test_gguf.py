@@ -12,8 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import LLAMA_CPP_CACHE, tool_conversation
-from gguf_fixtures import llama_cpp_installed, needs_llama_cpp
+from helpers import FIXTURES, LLAMA_CPP_CACHE, REPO, tool_conversation
+from helpers.gguf import llama_cpp_installed, needs_llama_cpp
 
 from agentune.core.artifacts import GgufRecord
 from agentune.core.errors import StageError
@@ -23,7 +23,7 @@ from agentune.protocol import chat, react
 from agentune.protocol.chat_template import chat_template, xtuner_template
 from agentune.protocol.templates import get_template
 
-GO_RENDERER = Path(__file__).parent / "fixtures/render_go_template.go"
+GO_RENDERER = FIXTURES / "render_go_template.go"
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +190,7 @@ def test_a_tokenizer_llama_cpp_does_not_know_stops_the_stage(tiny_base, to_gguf)
 
 def test_the_pin_matches_the_runtime_requirement():
     """`make llama-cpp` builds the runtime from the source package the converters come from."""
-    text = (Path(__file__).resolve().parents[1] / "requirements-llama-cpp.txt").read_text()
+    text = (REPO / "requirements-llama-cpp.txt").read_text()
     assert f"{release.PACKAGE}=={release.VERSION}" in text and f"--hash=sha256:{release.SHA256}" in text
 
 

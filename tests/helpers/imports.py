@@ -10,7 +10,9 @@ import ast
 from functools import cache
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+from helpers import REPO
+
+SRC = REPO / "src"
 PACKAGE = "agentune"
 
 

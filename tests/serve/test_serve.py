@@ -1,6 +1,6 @@
 """`agentune serve` over real HTTP: the OpenAI contract, tool_choice enforced, streaming, batching, 429,
 and bad input that never drops a connection. The tiny model (random weights) for the plumbing; the
-scripted agent (tests/scripted_agent.py) where a test needs a real tool call."""
+scripted agent (tests/helpers/scripted_agent.py) where a test needs a real tool call."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from gguf_fixtures import ENGINES
-from scripted_agent import CALL_ARGS, calculator_spec
+from helpers.gguf import ENGINES
+from helpers.scripted_agent import CALL_ARGS, calculator_spec
 
 from agentune.protocol import react
 from agentune.serve import build_parser, load, render

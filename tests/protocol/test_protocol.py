@@ -1,23 +1,24 @@
 """The tool protocol is lagent's: its template text byte for byte, its tool description shape, its parse.
 
-lagent's own code comes from the pinned wheel (tests/lagent_wheel.py); the ArxivSearch prompt fixture was
+lagent's own code comes from the pinned wheel (tests/helpers/lagent.py); the ArxivSearch prompt fixture was
 rendered by lagent 0.2.4 itself (tests/fixtures/lagent_0.2.4_arxiv_system.json says how).
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from lagent_wheel import assert_parse_agrees, parser_module, react_module
+from helpers import FIXTURES
+from helpers.lagent import assert_parse_agrees, parser_module, react_module
 
 from agentune.catalogue import REGISTRY
 from agentune.protocol import react
 
-FIXTURE = Path(__file__).parent / "fixtures" / "lagent_0.2.4_arxiv_system.json"
+FIXTURE = FIXTURES / "lagent_0.2.4_arxiv_system.json"
 
 
+@pytest.mark.network
 def test_template_and_parameter_description_are_lagents_own_text():
     assert react.CALL_PROTOCOL_EN == react_module().CALL_PROTOCOL_EN
     assert react.PARAMETER_DESCRIPTION == parser_module().JsonParser.PARAMETER_DESCRIPTION
@@ -28,6 +29,7 @@ def test_template_and_parameter_description_are_lagents_own_text():
     ]  # fmt: skip
 
 
+@pytest.mark.network
 def test_the_write_ups_arxiv_prompt_is_byte_identical_to_lagents_rendering():
     fixture = json.loads(FIXTURE.read_text(encoding="utf-8"))
     arxiv = REGISTRY["ArxivSearch.get_arxiv_article_information"][0]
@@ -159,6 +161,7 @@ EDGE_CASES = [
 ]
 
 
+@pytest.mark.network
 @pytest.mark.parametrize("text", EDGE_CASES)
 def test_parse_agrees_with_lagent_on_edge_cases(text):
     assert_parse_agrees(text)

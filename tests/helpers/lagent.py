@@ -14,7 +14,8 @@ import zipfile
 from functools import cache
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import REPO
+
 PACKAGE, VERSION = "lagent", "0.2.4"
 SHA256 = "0072b27b4d0aca950e15e1671c3068a258d627ca0c63e8f1049dc0957ef8df0e"
 CACHE = REPO / ".cache" / "agentune" / "wheels"
@@ -24,7 +25,7 @@ CACHE = REPO / ".cache" / "agentune" / "wheels"
 def wheel() -> Path:
     from agentune.core.wheels import fetch_wheel
 
-    return fetch_wheel(PACKAGE, VERSION, SHA256, CACHE, "tests/lagent_wheel.py SHA256")
+    return fetch_wheel(PACKAGE, VERSION, SHA256, CACHE, "tests/helpers/lagent.py SHA256")
 
 
 def source(member: str) -> str:

@@ -8,7 +8,7 @@ import json
 
 import httpx
 import pytest
-from source_fixtures import (
+from helpers.sources import (
     OPENAI_DOC_EXAMPLE,
     OPENAI_PARALLEL,
     SHAREGPT_DOC_EXAMPLE,

@@ -26,7 +26,7 @@ needs_llama_cpp = pytest.mark.skipif(
     not llama_cpp_installed(), reason="the llama.cpp runtime is an extra: `make llama-cpp` (CI installs it)"
 )
 #: the server's engines, for tests that run on both
-ENGINES = ["local", pytest.param("llama.cpp", marks=needs_llama_cpp)]
+ENGINES = ["local", pytest.param("llama.cpp", marks=[needs_llama_cpp, pytest.mark.network])]
 
 
 def lay_out_merged(model: Path, root: Path, adapter: bool = False) -> Path:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import tool_conversation
+from helpers import tool_conversation
 
 from agentune.evalsets.scenarios import reference_scenarios
 from agentune.evaluate.scoring import Expected

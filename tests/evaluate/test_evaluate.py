@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import tool_conversation
+from helpers import tool_conversation
 
 from agentune import evaluate
 from agentune.core.config import ConfigError, validate_section
@@ -278,7 +278,7 @@ def test_unreachable_mlflow_keeps_metrics(workspace, tiny_base, monkeypatch, tmp
 def test_parse_agrees_with_lagent_on_every_stored_output(evaluated):
     """lagent's own `ReActProtocol.parse` (from the pinned wheel) reads every output of the tiny model's
     evaluation as our parser does."""
-    from lagent_wheel import assert_parse_agrees
+    from helpers.lagent import assert_parse_agrees
 
     lines = [json.loads(x) for x in (evaluated / "reports/eval_samples.jsonl").read_text().splitlines()]
     outputs = [rec["output"] for rec in lines if not rec.get("case")]

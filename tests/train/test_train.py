@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import REPO
 
 from agentune import train
 from agentune.core.errors import StageError
 from agentune.train import inputs, launcher
-
-REPO = Path(__file__).resolve().parents[1]
 
 # Small enough for 2 CPU cores: the tiny model, packed 2048-token samples (one tiny record is ~1,200
 # byte-level tokens in lagent's prompt, so shorter samples would keep no trained token); fp32, whatever
@@ -94,8 +93,8 @@ def assert_layout(cfg: train.Config, final_iter: int, iters: list[int]) -> dict:
 @pytest.mark.slow
 def test_train_single_process_loss_goes_down(tmp_path, tiny_base):
     """One record repeated: loss falls; checkpoints hold optimizer + scheduler state for resume."""
-    from conftest import tool_conversation
     from datasets import Dataset
+    from helpers import tool_conversation
 
     rec = tool_conversation(0)
     data = tmp_path / "one"
@@ -345,8 +344,8 @@ def test_schedule_reaches_full_lr(tmp_path, iters, ratio):
 def test_bf16_autocast_trains_on_cpu_through_xtuners_amp_wrapper(tmp_path, tiny_base):
     """`train.amp: bfloat16` on a CPU: xtuner's AmpOptimWrapper with CPU autocast; LoRA weights and the
     optimizer state stay fp32; the loss goes down (on a CPU without native bf16 it is emulated, slowly)."""
-    from conftest import tool_conversation
     from datasets import Dataset
+    from helpers import tool_conversation
 
     rec = tool_conversation(0)
     data = tmp_path / "one"

@@ -1,7 +1,7 @@
 """Real clients against `agentune serve` on 127.0.0.1: the `openai` Python client, AutoGen's
 ConversableAgent in the reference write-up's style (pyautogen 0.2.35) and lagent 0.2.4's ReAct agent (in a subprocess with its own packages).
 
-The model is the scripted agent (tests/scripted_agent.py): a real tiny model taught to call the
+The model is the scripted agent (tests/helpers/scripted_agent.py): a real tiny model taught to call the
 calculator and then answer, so each client's whole loop runs: it receives a call, executes the
 function, sends the result back, and the server accepts the follow-up. Test-only dependencies
 (requirements-test.txt)."""
@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import pytest
-from gguf_fixtures import ENGINES
-from scripted_agent import CALL_ARGS, calculator_spec
+from helpers import REPO
+from helpers.gguf import ENGINES
+from helpers.scripted_agent import CALL_ARGS, calculator_spec
 
 from agentune.protocol import react
 from agentune.serve import build_parser, load
@@ -178,7 +179,7 @@ def test_lagent_react_agent_through_the_openai_compatible_api(agent_url):
 def test_the_writeup_example_script_runs_end_to_end(agent_url):
     """examples/writeup_agents.py against a running server: both clients' loops run to their verdicts
     (the scripted agent knows only 3 + 4, so neither answer is reached)."""
-    script = Path(__file__).resolve().parents[1] / "examples" / "writeup_agents.py"
+    script = REPO / "examples" / "writeup_agents.py"
     proc = subprocess.run([sys.executable, str(script), "--url", agent_url, "--name", "internlm2-agentune",
                            "--max-turns", "2"], capture_output=True, text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]

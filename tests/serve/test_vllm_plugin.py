@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from scripted_agent import CALL_ARGS, calculator_spec
+from helpers.scripted_agent import CALL_ARGS, calculator_spec
 
 from agentune.protocol import react
 from agentune.serve import render

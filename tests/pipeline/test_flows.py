@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import REPO
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
+REPO_ROOT = REPO
+if str(REPO_ROOT) not in sys.path:  # the flows package lives at the repository root
     sys.path.insert(0, str(REPO_ROOT))
 
-from conftest import LLAMA_CPP_CACHE, WHEEL_CACHE  # noqa: E402
-from toy_dvc_project import DVC, make_project  # noqa: E402
+from helpers import LLAMA_CPP_CACHE, WHEEL_CACHE  # noqa: E402
+from helpers.toy_dvc import DVC, make_project  # noqa: E402
 
 
 def dvc_dry_order(root: Path, *target: str) -> list[str]:
@@ -292,6 +293,7 @@ def _copy_repo(dest: Path) -> Path:
     return copy_repo(REPO_ROOT, dest)
 
 
+@pytest.mark.network
 @pytest.mark.slow
 def test_tiny_profile_end_to_end(prefect_api, tmp_path):
     """The real pipeline (every stage of dvc.yaml) on the tiny model through the flow."""

@@ -4,16 +4,15 @@ rates (held-out records); MinHash LSH finds reworded requests, exact calls match
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from source_fixtures import run_stages, weather_record
+from helpers import REPO
+from helpers.sources import run_stages, weather_record
 
 from agentune.evalsets import scenarios
 from agentune.evalsets.leak import TrainingIndex, call_key, shingles
 from agentune.protocol import react
 
-REPO = Path(__file__).resolve().parents[1]
 BFCL_CACHE = str(REPO / ".cache/bfcl")  # the pinned wheel, downloaded once for the whole suite
 
 CALC = {"type": "function", "function": {"name": "calculator", "description": "a op b",
@@ -78,6 +77,7 @@ def test_a_scenario_planted_in_a_users_file_stops_the_stage(tmp_path, monkeypatc
     )
 
 
+@pytest.mark.network
 def test_a_bfcl_question_in_training_stops_the_stage(tmp_path, monkeypatch, capsys):
     from agentune.evalsets import bfcl
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from imports import (
+from helpers import REPO
+from helpers.imports import (
     PACKAGE,
     SRC,
     all_modules,
@@ -30,7 +31,6 @@ from pydantic import BaseModel
 
 from agentune import STAGES
 
-REPO = Path(__file__).resolve().parents[1]
 SHARED = ("core", "protocol", "inference", "catalogue", "evalsets")
 #: what each shared package may import, beside itself (core is the bottom layer)
 SHARED_MAY_IMPORT = {

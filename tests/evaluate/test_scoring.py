@@ -127,7 +127,7 @@ def test_malformed_suite_file_names_the_line(tmp_path):
 
 
 def test_heldout_samples_from_reference_turns(tmp_path):
-    from conftest import tool_conversation
+    from helpers import tool_conversation
 
     path = tmp_path / "heldout.jsonl"
     path.write_text("".join(json.dumps(tool_conversation(i)) + "\n" for i in range(3)))
@@ -155,7 +155,7 @@ def test_heldout_samples_from_reference_turns(tmp_path):
 def test_heldout_is_picked_and_reported_per_source(tmp_path):
     """`heldout_n` samples per training source; each source gets its own row (`heldout:<source>`), paired
     between models on that source's samples only."""
-    from conftest import tool_conversation
+    from helpers import tool_conversation
 
     from agentune.evaluate.report import paired
 
@@ -180,7 +180,7 @@ def test_heldout_is_picked_and_reported_per_source(tmp_path):
 
 
 def test_dev_and_test_splits_are_disjoint_and_cover_everything(tmp_path):
-    from conftest import tool_conversation
+    from helpers import tool_conversation
 
     from agentune.evaluate.suites import in_split
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import yaml
+from helpers import REPO
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
+REPO_ROOT = REPO
+if str(REPO_ROOT) not in sys.path:  # the flows package lives at the repository root
     sys.path.insert(0, str(REPO_ROOT))
 
-from toy_dvc_project import make_project  # noqa: E402
+from helpers.toy_dvc import make_project  # noqa: E402
 
 from flows.local_server import local_prefect_server, prefect_env, stop  # noqa: E402
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
@@ -46,6 +46,7 @@ def set_params(repo: Path, **sections) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+@pytest.mark.network
 @pytest.mark.slow
 def test_dvc_repro_builds_data_stages_and_reruns_only_what_changed(tmp_path):
     repo = tmp_path / "repo"
@@ -95,7 +96,7 @@ def test_dvc_repro_builds_data_stages_and_reruns_only_what_changed(tmp_path):
     assert json.loads((repo / "metrics/data.json").read_text())["fingerprint"] == metrics["fingerprint"]
 
     # a user's own file is a dependency: adding it as a source, then editing it, reruns raw_data + convert
-    from source_fixtures import OPENAI_DOC_EXAMPLE, weather_record
+    from helpers.sources import OPENAI_DOC_EXAMPLE, weather_record
 
     own = repo / "data/sources/own.jsonl"
     own.write_text("".join(json.dumps(weather_record(i)) + "\n" for i in range(30)))
