@@ -1,4 +1,4 @@
-"""A quiet demo: the two library messages a user cannot act on are filtered, and nothing else is."""
+"""A quiet demo: the library messages a user cannot act on are filtered, and nothing else is."""
 
 from __future__ import annotations
 
@@ -29,3 +29,13 @@ def test_bitsandbytes_kernels_download_warning_is_filtered_and_its_other_warning
         "log.warning('another bitsandbytes warning')\n"
     )
     assert "kernels-community" not in out and "another bitsandbytes warning" in out
+
+
+def test_transformers_gguf_tokenizer_legacy_notice_is_filtered():
+    out = run(
+        "import logging, agentune\n"
+        "log = logging.getLogger('transformers.models.llama.tokenization_llama_fast')\n"
+        "log.warning('You are using the default legacy behaviour of the <class LlamaTokenizerFast>.')\n"
+        "log.warning('a different tokenizer warning')\n"
+    )
+    assert "legacy behaviour" not in out and "a different tokenizer warning" in out
