@@ -228,6 +228,13 @@ def test_launch_command_and_env_overrides(tmp_path, monkeypatch):
         assert arg in cmd
     assert cmd[-4:] == ["--resume", str(tmp_path / "iter_5.pth"), "--launcher", "pytorch"]
 
+    # launcher torchrun: one process on one node through torchrun, the path of a multi-GPU launch
+    for var in ("NNODES", "NODE_RANK", "NPROC_PER_NODE", "ADDR", "PORT"):
+        monkeypatch.delenv(var)
+    one = train.Config(max_iters=1, launch={"launcher": "torchrun"})
+    cmd, dist = launcher.xtuner_command(tmp_path / "c.py", tmp_path, launcher.resolve_launch(one), None)
+    assert dist and cmd[1:3] == ["-m", "torch.distributed.run"] and "--nproc_per_node=1" in cmd
+
 
 def test_real_profile_renders_reference_config(tmp_path):
     """Every value of the public tutorial's QLoRA config (llama3_8b_instruct_qlora_agentflan_3e.py), read back with mmengine."""

@@ -33,7 +33,6 @@ from agentune.evalsets.bfcl import fetch_wheel
 from agentune.evalsets.scenarios import Scenario, reference_scenarios
 from agentune.evaluate import report as eval_report
 from agentune.evaluate import suites as eval_suites
-from agentune.evaluate import tracking
 from agentune.evaluate.config import Config
 from agentune.evaluate.results import ModelRun
 from agentune.evaluate.scoring import aggregate
@@ -223,6 +222,10 @@ def check_budget(cfg: Config, samples: list, tokenizer_dir: Path) -> None:
 
 def log_to_mlflow(cfg: Config, results, per_sample, dirs: dict, artifacts: list[Path]) -> None:
     """Send everything to MLflow; an unreachable server warns (or fails if required), outputs stay."""
+    # MLflow loads here only: with evaluate.mlflow.enabled false the stage runs where MLflow is not
+    # installed (a GPU machine with no package index, benchmarks/gpu_e2e.py)
+    from agentune.evaluate import tracking
+
     params_doc = read_params() if Path("params.yaml").is_file() else {}
     params_doc = {**params_doc, "evaluate": cfg.model_dump(mode="json")}
     try:

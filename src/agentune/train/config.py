@@ -43,6 +43,9 @@ class LaunchParams(StrictModel):
     #: none or one of xtuner's DeepSpeed configs (zero1, zero2, zero2_offload, zero3, zero3_offload)
     #: or a path to a DeepSpeed JSON file
     deepspeed: str = "none"
+    #: auto: plain python for one process on one node, torchrun otherwise (xtuner's rule); torchrun:
+    #: always torchrun, e.g. one process on a one-GPU machine through the launch path of many GPUs
+    launcher: Literal["auto", "torchrun"] = "auto"
 
 
 class EvalParams(StrictModel):

@@ -51,7 +51,7 @@ def xtuner_command(
         args += ["--deepspeed", ds if ds.endswith(".json") else f"deepspeed_{ds}"]
     if resume is not None:
         args += ["--resume", str(resume)]
-    if launch.nnodes == 1 and launch.nproc_per_node == 1:
+    if launch.launcher == "auto" and launch.nnodes == 1 and launch.nproc_per_node == 1:
         return [sys.executable, "-m", xtuner_run.__name__, *args], False
     torchrun = [
         sys.executable,
