@@ -13,7 +13,7 @@ TEST_STAMP := $(VENV)/.agentune-test-installed
 LLAMA_STAMP := $(VENV)/.agentune-llama-cpp-installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo test install llama-cpp lint lock clean-venv
+.PHONY: demo test install llama-cpp gpu-wheels lint lock clean-venv
 
 install: $(STAMP)
 
@@ -49,6 +49,11 @@ llama-cpp: $(LLAMA_STAMP)
 $(LLAMA_STAMP): $(STAMP) requirements-llama-cpp.txt
 	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements-llama-cpp.txt $(QUIET_PIP)
 	@touch $@
+
+# The wheels benchmarks/gpu_e2e.py carries to a lent GPU machine (Python 3.12, no package index):
+# xtuner, mmengine, DeepSpeed without ops, bitsandbytes for CUDA 13.0, ... at the locked versions.
+gpu-wheels: $(STAMP)
+	$(BIN)/python scripts/gpu_wheels.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src flows tests benchmarks scripts examples

@@ -147,9 +147,14 @@ def quantize_nf4_(model, compute_dtype) -> None:
                 del child, weight
 
 
+def flops_per_token(cfg, n_params: float, seq: int) -> float:
+    """LoRA training FLOPs per token: 4N (forward 2N, the activations' backward 2N) + attention."""
+    return 4 * n_params + 6 * cfg.num_hidden_layers * seq * cfg.hidden_size
+
+
 def bench_train(model, cfg, device: str, seq: int, iters: int, amp, peak_tflops: float, label: str):
     """LoRA on `model` (frozen base), one `seq`-token sequence per step; prints tokens/s and MFU.
-    Returns the PEFT model (unload() gives the base back)."""
+    Returns the PEFT model (unload() gives the base back) and the figures."""
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -175,17 +180,23 @@ def bench_train(model, cfg, device: str, seq: int, iters: int, amp, peak_tflops:
         opt.zero_grad(set_to_none=True)
         sync(device)
         times.append(time.perf_counter() - t0)
-    step = sum(times[2:]) / len(times[2:])
+    timed = times[2:] or times
+    step = sum(timed) / len(timed)
     tps = seq / step
     n = 8.03e9 if cfg.hidden_size == 4096 else sum(p.numel() for p in model.parameters())
-    flops = 4 * n + 6 * cfg.num_hidden_layers * seq * cfg.hidden_size
+    figures = {
+        "s_per_step": round(step, 4),
+        "tokens_per_s": round(tps, 1),
+        "mfu": round(tps * flops_per_token(cfg, n, seq) / (peak_tflops * 1e12), 4),
+        "peak_gpu_gib": round(peak_gib(device), 2) if device == "cuda" else None,
+        "trainable_m": round(sum(p.numel() for p in params) / 1e6, 1),
+    }
     print(
-        f"train {label}: seq {seq}, {step:.2f} s/step, {tps:,.0f} tokens/s/GPU, "
-        f"MFU {tps * flops / (peak_tflops * 1e12):.1%}, peak memory {peak_gib(device):.1f} GiB, "
-        f"loss {loss.item():.2f}, trainable {sum(p.numel() for p in params) / 1e6:.0f} M"
+        f"train {label}: seq {seq}, {step:.2f} s/step, {tps:,.0f} tokens/s/GPU, MFU {figures['mfu']:.1%}, "
+        f"peak memory {peak_gib(device):.1f} GiB, loss {loss.item():.2f}, trainable {figures['trainable_m']:.0f} M"
     )
     del opt, params
-    return peft_model
+    return peft_model, figures
 
 
 def main() -> None:
@@ -224,7 +235,7 @@ def main() -> None:
     if "lora" not in skip:
         model = bench_train(
             model, cfg, device, args.seq, args.iters, torch.bfloat16, args.peak_tflops, "LoRA bf16 + bf16 AMP"
-        ).unload()
+        )[0].unload()
     if "qlora" not in skip:
         # The real profile loads in fp16 (train.torch_dtype); CPU autocast has no fp16, so a dry run keeps bf16.
         half = torch.float16 if device == "cuda" else torch.bfloat16

@@ -34,7 +34,14 @@ from agentune.core.errors import StageError
 from agentune.core.io import atomic_file, replace_path
 from agentune.train.config import Config, LaunchParams
 from agentune.train.inputs import bos_override, check_device, check_inputs, fingerprint, resolve_amp
-from agentune.train.launcher import ITER_LINE, error_excerpt, resolve_launch, run_xtuner, xtuner_command
+from agentune.train.launcher import (
+    ITER_LINE,
+    error_excerpt,
+    is_distributed,
+    resolve_launch,
+    run_xtuner,
+    xtuner_command,
+)
 from agentune.train.xtuner_config import Target, render
 
 log = logging.getLogger(__name__)
@@ -172,7 +179,7 @@ def launch(run: Run) -> tuple[float, list[str], bool]:
         xtuner_template=base["xtuner_template"],
         cuda=run.cuda,
         bos_override=bos_override(Path(base["path"]), base["template"]),
-        world_size=run.launch.nnodes * run.launch.nproc_per_node,
+        distributed=is_distributed(run.launch),
         amp=run.record["amp"],
     )
     run.config_path.parent.mkdir(exist_ok=True)

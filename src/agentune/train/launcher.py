@@ -41,6 +41,11 @@ def resolve_launch(cfg: Config) -> LaunchParams:
         raise StageError(f"launch settings from the environment are invalid: {exc}") from None
 
 
+def is_distributed(launch: LaunchParams) -> bool:
+    """Whether the run goes through torchrun (and xtuner's `--launcher pytorch`)."""
+    return launch.launcher == "torchrun" or launch.nnodes * launch.nproc_per_node > 1
+
+
 def xtuner_command(
     config: Path, work_dir: Path, launch: LaunchParams, resume: Path | None
 ) -> tuple[list[str], bool]:
@@ -51,7 +56,7 @@ def xtuner_command(
         args += ["--deepspeed", ds if ds.endswith(".json") else f"deepspeed_{ds}"]
     if resume is not None:
         args += ["--resume", str(resume)]
-    if launch.launcher == "auto" and launch.nnodes == 1 and launch.nproc_per_node == 1:
+    if not is_distributed(launch):
         return [sys.executable, "-m", xtuner_run.__name__, *args], False
     torchrun = [
         sys.executable,

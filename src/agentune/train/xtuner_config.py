@@ -29,7 +29,7 @@ class Target:
     #: set the tokenizer's bos_token to this (the template's BOS, None = none) when the tokenizer
     #: disagrees with the template; xtuner prepends tokenizer.bos_token_id to every sample
     bos_override: tuple[str | None] | None = None
-    world_size: int = 1  # processes in all (nnodes * nproc_per_node)
+    distributed: bool = False  # launched through torchrun (launcher.is_distributed), even as one process
     amp: str = "none"  # autocast dtype, `train.amp` resolved for this machine (none | float16 | bfloat16)
 
 
