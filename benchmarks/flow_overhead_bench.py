@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from toy_dvc_project import DVC, make_project  # noqa: E402
+from helpers.toy_dvc import DVC, make_project  # noqa: E402
 
 
 def main() -> None:
