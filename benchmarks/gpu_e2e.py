@@ -51,14 +51,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from gpu_bench import LLAMA3_8B, TINY  # noqa: E402  (the shapes gpu_bench.py measures)
+
 PROFILE = "llama3-8b-agentflan"
-#: Llama-3-8B's shape (gpu_bench.LLAMA3_8B) and the 2-layer shape of the CPU run
-SHAPES = {
-    "llama3-8b": dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                      num_attention_heads=32, num_key_value_heads=8, rope_theta=500000.0),
-    "tiny": dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                 num_attention_heads=4, num_key_value_heads=2, rope_theta=500000.0),
-}  # fmt: skip
+#: Llama-3-8B's shape and the 2-layer shape of the CPU run
+SHAPES = {"llama3-8b": LLAMA3_8B, "tiny": TINY}
 #: what --tiny changes in the real profile: only what needs CUDA
 CPU_ONLY = [
     "train.quantization.enabled=false", "train.torch_dtype=float32", "train.amp=none",
@@ -255,8 +252,8 @@ def build_model(run: Run, shape: str) -> Path:
     ids = tokenizer.convert_tokens_to_ids
     dims = SHAPES[shape]
     config = LlamaConfig(**{**dims, "vocab_size": max(dims["vocab_size"], len(tokenizer))},
-                         max_position_embeddings=8192, bos_token_id=ids(tpl.bos), eos_token_id=ids(tpl.eos),
-                         pad_token_id=ids(tpl.pad), tie_word_embeddings=False)  # fmt: skip
+                         bos_token_id=ids(tpl.bos), eos_token_id=ids(tpl.eos), pad_token_id=ids(tpl.pad),
+                         tie_word_embeddings=False)  # fmt: skip
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
     with torch.device(device):  # built in its dtype: an 8B model in fp32 first would need 32 GB more
@@ -327,11 +324,11 @@ def xtuner_figures(run: Run, curve: Path, shape: str, seq: int) -> dict:
 def peft_baseline(run: Run, shape: str, seq: int) -> dict:
     """gpu_bench.py's plain-PEFT step on the same shape: QLoRA on a GPU, fp32 LoRA on a CPU."""
     import torch
-    from gpu_bench import LLAMA3_8B, TINY, bench_train, quantize_nf4_
+    from gpu_bench import bench_train, quantize_nf4_
     from transformers import AutoModelForCausalLM, LlamaConfig
 
     cuda = torch.cuda.is_available()
-    cfg = LlamaConfig(**(LLAMA3_8B if shape == "llama3-8b" else TINY))
+    cfg = LlamaConfig(**SHAPES[shape])
     device = "cuda" if cuda else "cpu"
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.float16 if cuda else torch.float32)

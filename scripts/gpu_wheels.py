@@ -17,16 +17,15 @@ Writes .gpu-wheels/*.whl and .gpu-wheels/MANIFEST.json (file, bytes, sha256). Pr
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
+
+from agentune.core.io import atomic_dir, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 #: what the GPU machine lacks (or has at another version) for agentune's train, export and evaluate
@@ -59,18 +58,20 @@ def normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def pip(*args: str, env: dict | None = None) -> None:
+def pip(*args: str, env: dict | None = None, check: bool = True) -> bool:
+    """Run pip; False when it fails and `check` is off, else exit naming the command and its output."""
     cmd = [sys.executable, "-m", "pip", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
+    if proc.returncode != 0 and check:
         sys.exit(f"gpu-wheels: `{' '.join(cmd)}` failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return proc.returncode == 0
 
 
 def fetch(spec: str, dest: Path) -> None:
     """The binary wheel for the GPU machine's platform, else a wheel built here (pure-Python sdists)."""
-    try:
-        pip("download", "-q", "--no-deps", "--only-binary=:all:", *PLATFORM, "-d", str(dest), spec)
-    except SystemExit:
+    if not pip(
+        "download", "-q", "--no-deps", "--only-binary=:all:", *PLATFORM, "-d", str(dest), spec, check=False
+    ):
         pip("wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dest), spec)
 
 
@@ -109,8 +110,7 @@ def main() -> int:
     missing = [n for n in PACKAGES if normalise(n) not in pins]
     if missing:
         sys.exit(f"gpu-wheels: {missing} not pinned in requirements.lock")
-    with tempfile.TemporaryDirectory(dir=REPO) as tmp:
-        stage = Path(tmp)
+    with atomic_dir(args.out) as stage:  # a failed or interrupted run leaves the previous folder
         for name in PACKAGES:
             spec = f"{name}=={pins[normalise(name)]}"
             print(f"  {spec}", flush=True)
@@ -120,16 +120,11 @@ def main() -> int:
                 fetch(spec, stage)
         for wheel in stage.glob("bitsandbytes-*.whl"):
             trim_bitsandbytes(wheel)
-        wheels = sorted(stage.glob("*.whl"))
         manifest = [
-            {"file": w.name, "bytes": w.stat().st_size, "sha256": hashlib.sha256(w.read_bytes()).hexdigest()}
-            for w in wheels
+            {"file": w.name, "bytes": w.stat().st_size, "sha256": sha256_file(w)}
+            for w in sorted(stage.glob("*.whl"))
         ]
         (stage / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        if args.out.exists():
-            shutil.rmtree(args.out)
-        stage.rename(args.out)
-        stage.mkdir()  # TemporaryDirectory removes it again
     total = sum(m["bytes"] for m in manifest)
     print(f"{args.out}: {len(manifest)} wheels, {total / 2**20:.1f} MiB (budget {BUDGET_MIB} MiB)")
     if total > BUDGET_MIB * 2**20:

@@ -37,11 +37,6 @@ def stage_module(name: str) -> ModuleType:
     return importlib.import_module(f"agentune.{name}")
 
 
-def stage_config(name: str) -> type:
-    """The stage's `Config` model, from its light `config` module."""
-    return importlib.import_module(f"agentune.{name}.config").Config
-
-
 def build_parser(stage: str | None = None) -> argparse.ArgumentParser:
     """The command line; `stage` adds that stage's description and own options (its module is imported)."""
     parser = argparse.ArgumentParser(
@@ -124,7 +119,7 @@ def load_stage_config(name: str, params_path: str, overrides: list[str]):
     params = apply_overrides(read_params(params_path), overrides)
     if name not in params:
         raise ConfigError(f"{params_path}: section '{name}' is missing")
-    return validate_section(stage_config(name), name, params[name])
+    return validate_section(stage_module(name).Config, name, params[name])
 
 
 def validate_params(params_path: str, overrides: list[str] | tuple[str, ...] = ()) -> None:

@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import REPO
+from helpers import BFCL_CACHE
 from helpers.sources import run_stages, weather_record
 
 from agentune.evalsets import scenarios
 from agentune.evalsets.leak import TrainingIndex, call_key, shingles
 from agentune.protocol import react
-
-BFCL_CACHE = str(REPO / ".cache/bfcl")  # the pinned wheel, downloaded once for the whole suite
 
 CALC = {"type": "function", "function": {"name": "calculator", "description": "a op b",
         "parameters": {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"},
@@ -89,7 +87,7 @@ def test_a_bfcl_question_in_training_stops_the_stage(tmp_path, monkeypatch, caps
     planted = call_record("Please " + question[0].lower() + question[1:], tool, args)  # one word more
     files = {"own.jsonl": [weather_record(i) for i in range(5)] + [planted]}
     sources = [{"name": "own", "kind": "openai", "path": "data/sources/own.jsonl"}]
-    check = {"fixed_suites": ["bfcl"], "bfcl_cache_dir": BFCL_CACHE}
+    check = {"fixed_suites": ["bfcl"], "bfcl_cache_dir": str(BFCL_CACHE)}
     assert run_stages(tmp_path, monkeypatch, sources, files, heldout_fraction=0.0, leak_check=check) == 1
     err = capsys.readouterr().err
     assert (

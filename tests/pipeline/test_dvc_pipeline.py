@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO
+from helpers import BFCL_CACHE, REPO
 
 BIN = Path(sys.executable).parent
 
@@ -59,7 +59,7 @@ def test_dvc_repro_builds_data_stages_and_reruns_only_what_changed(tmp_path):
         repo,
         base_model={"source": "tiny"},
         raw_data={"sample": {"seed": 0, "n_records": 140}},
-        convert={"token_stats_records": 50, "leak_check": {"bfcl_cache_dir": str(REPO / ".cache/bfcl")}},
+        convert={"token_stats_records": 50, "leak_check": {"bfcl_cache_dir": str(BFCL_CACHE)}},
     )
     sh(repo, "git", "init", "-q")
     sh(repo, "dvc", "init", "-q")

@@ -22,7 +22,7 @@ REPO_ROOT = REPO
 if str(REPO_ROOT) not in sys.path:  # the flows package lives at the repository root
     sys.path.insert(0, str(REPO_ROOT))
 
-from helpers import LLAMA_CPP_CACHE, WHEEL_CACHE  # noqa: E402
+from helpers import BFCL_CACHE, LLAMA_CPP_CACHE, WHEEL_CACHE  # noqa: E402
 from helpers.toy_dvc import DVC, make_project  # noqa: E402
 
 
@@ -303,8 +303,7 @@ def test_tiny_profile_end_to_end(prefect_api, tmp_path):
     from agentune.core.dvc_dag import stage_order
 
     repo = _copy_repo(tmp_path / "repo")
-    bfcl_cache = REPO_ROOT / ".cache" / "bfcl"  # the pinned BFCL wheel, fetched once per checkout
-    overrides = [f"evaluate.bfcl.cache_dir={bfcl_cache}", f"convert.leak_check.bfcl_cache_dir={bfcl_cache}",
+    overrides = [f"evaluate.bfcl.cache_dir={BFCL_CACHE}", f"convert.leak_check.bfcl_cache_dir={BFCL_CACHE}",
                  f"base_model.smollm2.cache_dir={WHEEL_CACHE}", f"gguf.cache_dir={LLAMA_CPP_CACHE}"]  # fmt: skip
     state = _run(dict(repo=str(repo), profile="tiny", overrides=overrides))
     assert state.is_completed(), state.message
